@@ -1,0 +1,108 @@
+"""Execute the parameterised notebooks with Papermill into ``book/`` and build the Jupyter Book.
+
+A notebook is re-executed only when its *freshness key* changed: a hash of the notebook source,
+the profile's parameters for it, and the library source (``sedge/**/*.py``). The key is stored
+in the executed notebook's metadata (``metadata.sedge.key``), which is also what the test
+suite checks to catch stale committed results.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .paths import REPO
+
+NOTEBOOKS = REPO / "notebooks"
+BOOK = REPO / "book"
+PROFILES = NOTEBOOKS / "profiles.yml"
+
+
+def load_profile(name: str) -> dict[str, dict]:
+    profiles = yaml.safe_load(PROFILES.read_text())
+    if name not in profiles:
+        raise ValueError(f"{PROFILES}: no profile {name!r}; expected one of {sorted(profiles)}")
+    return profiles[name]
+
+
+def source_notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+
+
+def library_hash() -> str:
+    h = hashlib.sha256()
+    for p in sorted((REPO / "sedge").rglob("*.py")):
+        h.update(p.relative_to(REPO).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def notebook_source_hash(path: Path) -> str:
+    """Hash of the cells' types and sources only (outputs and metadata ignored)."""
+    nb = json.loads(path.read_text())
+    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
+             for c in nb["cells"]]
+    return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
+
+
+def freshness_key(notebook: Path, profile: str, params: dict, lib: str | None = None) -> str:
+    blob = json.dumps({"notebook": notebook_source_hash(notebook), "profile": profile, "params": params,
+                       "library": lib or library_hash()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def executed_key(path: Path) -> str | None:
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("metadata", {}).get("sedge", {}).get("key")
+
+
+def stale_notebooks(profile: str = "quick") -> list[tuple[Path, Path, dict, str]]:
+    """(source, executed, parameters, key) for every notebook whose executed copy is out of date."""
+    prof = load_profile(profile)
+    lib = library_hash()
+    out = []
+    for src in source_notebooks():
+        params = prof.get(src.stem, {})
+        key = freshness_key(src, profile, params, lib)
+        dst = BOOK / src.name
+        if executed_key(dst) != key:
+            out.append((src, dst, params, key))
+    return out
+
+
+def execute(src: Path, dst: Path, params: dict, key: str, profile: str) -> None:
+    import papermill as pm
+    tmp = dst.with_suffix(".running.ipynb")
+    pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
+                        progress_bar=True, log_output=False)
+    nb = json.loads(tmp.read_text())
+    nb["metadata"]["sedge"] = {"key": key, "profile": profile}
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(dst)
+
+
+def run_book(profile: str = "quick", only: list[str] | None = None, build: bool = True, force: bool = False) -> int:
+    todo = stale_notebooks(profile) if not force else [
+        (s, BOOK / s.name, load_profile(profile).get(s.stem, {}), freshness_key(s, profile, load_profile(profile).get(s.stem, {})))
+        for s in source_notebooks()]
+    if only:
+        todo = [t for t in todo if t[0].stem in only]
+    print(f"profile {profile!r}: {len(todo)} notebook(s) to execute"
+          + (": " + ", ".join(t[0].stem for t in todo) if todo else " (all up to date)"))
+    for i, (src, dst, params, key) in enumerate(todo, 1):
+        t0 = time.time()
+        print(f"[{i}/{len(todo)}] executing {src.name} → {dst.relative_to(REPO)}", flush=True)
+        execute(src, dst, params, key, profile)
+        print(f"[{i}/{len(todo)}] {src.name} done in {time.time() - t0:.0f} s", flush=True)
+    if not build:
+        return 0
+    print("building the book: jupyter-book build book (warnings are errors)", flush=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    return subprocess.call([str(jb) if jb.exists() else "jupyter-book", "build", str(BOOK), "--config",
+                            str(REPO / "_config.yml"), "-W", "-n", "--keep-going"], cwd=REPO)

@@ -1,0 +1,151 @@
+"""Command-line interface: ``sedge <command> --help`` explains each command."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DATA_HELP = ("dataset: 'synthetic[:n_speakers=120,snr_db=5,...]' (offline default), 'mini' (the real 8-word "
+             "excerpt beside the project), 'folder:ROOT' (any Speech-Commands-layout folder) or 'gsc:ROOT' "
+             "('gsc+download:ROOT' downloads Speech Commands v0.02 with torchaudio)")
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,6; got {text!r}")
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    import torch.distributed as dist
+    import os
+    from .config import TrainConfig, model_config
+    from .data import load_data
+    from .train import train
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    data = load_data(a.data)
+    cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout)
+    tcfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, seed=a.seed,
+                       max_steps_per_epoch=a.max_steps)
+    summary = train(cfg, data, tcfg, a.out, data_spec=a.data)
+    print(json.dumps(summary, indent=1))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    import numpy as np
+    from .data import load_data
+    from .train import accuracy, confusion_matrix, load_checkpoint, predict
+    model, meta = load_checkpoint(a.checkpoint)
+    if a.step_scale:
+        model.set_step_scale(a.step_scale)
+    data = load_data(a.data).restrict_to(meta["classes"])
+    split = data.split(a.split)
+    if len(split) == 0:
+        print(f"error: split {a.split!r} of {a.data} has no clips with labels the model knows", file=sys.stderr)
+        return 2
+    x, y = split.tensors(*meta["norm"])
+    logits = predict(model, x, progress=True)
+    pred = logits.argmax(1).numpy()
+    present = sorted(set(y.tolist()))
+    cm = confusion_matrix(pred, y.numpy(), len(meta["classes"]))
+    names = [meta["classes"][i] for i in present]
+    print(f"{a.split} accuracy on {len(y)} clips ({len(present)} of the model's {len(meta['classes'])} labels): "
+          f"{100 * accuracy(logits, y):.2f} %   step scale {model.step_scale}")
+    w = max(len(n) for n in names) + 1
+    print(" " * w + " ".join(f"{n[:5]:>5}" for n in names))
+    for i, n in zip(present, names):
+        print(f"{n:>{w - 1}} " + " ".join(f"{cm[i, j]:5d}" for j in present))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"accuracy": accuracy(logits, y), "labels": names,
+                                            "confusion": cm[np.ix_(present, present)].tolist()}, indent=1))
+    return 0
+
+
+def cmd_cost(a: argparse.Namespace) -> int:
+    from .config import model_config
+    from .cost import cost_report
+    from .model import build_model
+    if a.checkpoint:
+        from .train import load_checkpoint
+        model, _ = load_checkpoint(a.checkpoint)
+    else:
+        model = build_model(model_config(a.model, n_classes=a.classes))
+    if a.step_scale:
+        model.set_step_scale(a.step_scale)
+    print(json.dumps(cost_report(model), indent=1))
+    return 0
+
+
+def cmd_data(a: argparse.Namespace) -> int:
+    from .data import load_data
+    print(json.dumps(load_data(a.data).summary(), indent=1))
+    return 0
+
+
+def cmd_book(a: argparse.Namespace) -> int:
+    from .book import run_book
+    return run_book(profile=a.profile, only=a.only, build=not a.no_build, force=a.force)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="sedge", description="S-Edge state space models for raw-audio keyword "
+                                "spotting: train, evaluate, cost, and build the reproducible book.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a zoo model with the paper's recipe (SPEC §4)",
+                       description="Train a zoo model; resumes from OUT/last.pt after an interruption. "
+                                   "Runs under torchrun (DDP, gloo on CPU) unchanged.")
+    t.add_argument("--model", default="tiny", choices=["full", "l", "m", "s", "tiny"])
+    t.add_argument("--data", default="synthetic", help=DATA_HELP)
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--lr", type=float, default=0.002, help="η for the SSM group (the rest gets 4η)")
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--seed", type=int, default=1234)
+    t.add_argument("--max-steps", type=int, default=None, help="cap the batches per epoch (smoke runs)")
+    t.add_argument("--out", required=True, help="run folder: metrics.csv, best.pt, last.pt, summary.json")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint on a dataset",
+                       description="Evaluate a checkpoint on any dataset, restricted to the labels the model knows.")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", default="synthetic", help=DATA_HELP)
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
+    e.add_argument("--json", default=None, help="also write the result to this JSON file")
+    e.set_defaults(func=cmd_evaluate)
+
+    c = sub.add_parser("cost", help="parameters (paper and deployed) and MACs (both conventions)")
+    c.add_argument("--model", default="tiny", choices=["full", "l", "m", "s", "tiny"])
+    c.add_argument("--classes", type=int, default=35)
+    c.add_argument("--checkpoint", default=None, help="cost of a trained (or pruned) checkpoint instead")
+    c.add_argument("--step-scale", type=_ints, default=None)
+    c.set_defaults(func=cmd_cost)
+
+    d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")
+    d.add_argument("--data", default="synthetic", help=DATA_HELP)
+    d.set_defaults(func=cmd_data)
+
+    b = sub.add_parser("book", help="execute stale notebooks with Papermill, then build the Jupyter Book")
+    b.add_argument("--profile", default="quick", help="parameter profile from notebooks/profiles.yml")
+    b.add_argument("--only", nargs="*", default=None, help="run only these notebooks (stems)")
+    b.add_argument("--force", action="store_true", help="re-run even notebooks that are up to date")
+    b.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
+    b.set_defaults(func=cmd_book)
+
+    a = p.parse_args(argv)
+    try:
+        return a.func(a)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Keyword data: synthetic (default, offline), any Speech-Commands-layout folder, or GSC v0.02.
+
+``load_data(spec)`` takes one string so that CLIs, notebooks and profiles share a syntax:
+
+* ``synthetic`` or ``synthetic:n_speakers=120,snr_db=5,words=yes+no+up`` — eSpeak NG keywords (SPEC §5)
+* ``folder:/path/to/root`` — any ``<label>/<speaker>_nohash_<n>.wav|flac`` tree, hash split
+* ``mini`` — the real 8-word excerpt beside the project (``../shared/data/speech_commands_mini``)
+* ``gsc:/path/to/root`` (``gsc+download:/path`` fetches it) — Speech Commands v0.02, official split
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..paths import MINI_SPEECH_COMMANDS
+from .base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split
+from .folder import load_folder
+from .gsc import load_gsc
+from .synthetic import SyntheticConfig, load_synthetic
+
+__all__ = ["load_data", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
+
+
+def _parse_kv(text: str) -> dict:
+    out = {}
+    for item in filter(None, text.split(",")):
+        if "=" not in item:
+            raise DataError(f"data option {item!r}: expected key=value")
+        k, v = item.split("=", 1)
+        field = SyntheticConfig.__dataclass_fields__.get(k)
+        if field is None:
+            raise DataError(f"unknown synthetic data option {k!r}; expected one of "
+                            f"{sorted(SyntheticConfig.__dataclass_fields__)}")
+        if k == "words":
+            out[k] = tuple(v.split("+"))
+        else:
+            out[k] = float(v) if field.type == "float" else int(v)
+    return out
+
+
+def load_data(spec: str) -> KeywordData:
+    """Load a dataset from a spec string (see the module docstring)."""
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        return load_synthetic(SyntheticConfig(**_parse_kv(arg)))
+    if kind == "mini":
+        root = Path(arg) if arg else MINI_SPEECH_COMMANDS
+        return load_folder(root, name="speech_commands_mini")
+    if kind == "folder":
+        return load_folder(Path(arg))
+    if kind in ("gsc", "gsc+download"):
+        return load_gsc(Path(arg), download=kind == "gsc+download")
+    raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")

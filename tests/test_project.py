@@ -1,0 +1,72 @@
+"""Project-level checks: pinned environments agree, notebooks are clean parameterised sources,
+profiles are complete, and the committed executed notebooks are not stale."""
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sedge.book import BOOK, executed_key, freshness_key, load_profile, source_notebooks, stale_notebooks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_environment_yml_mirrors_pyproject():
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert all(re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", d) for d in deps), "every dependency is pinned"
+    assert sorted(d for d in pip if not d.startswith("-e")) == sorted(deps)
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_notebooks_are_clean_parameterised_sources():
+    nbs = source_notebooks()
+    assert nbs
+    for path in nbs:
+        nb = json.loads(path.read_text())
+        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path.name} stores outputs"
+
+
+def _defaults(path: Path) -> dict:
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    ns: dict = {}
+    exec("".join(cell["source"]), {}, ns)
+    return ns
+
+
+def test_profiles_are_complete_and_ci_is_the_notebook_default():
+    """nbval executes the sources as they are, so their defaults must be the ci profile."""
+    for profile in ("ci", "quick", "paper"):
+        prof = load_profile(profile)
+        for path in source_notebooks():
+            assert path.stem in prof, f"profile {profile} lacks {path.stem}"
+            assert set(prof[path.stem]) == set(_defaults(path)), f"{profile}/{path.stem}: parameter names differ"
+    ci = load_profile("ci")
+    for path in source_notebooks():
+        assert _defaults(path) == ci[path.stem], f"{path.name}: parameters cell differs from the ci profile"
+
+
+def test_committed_executed_notebooks_are_fresh():
+    stale = [s.name for s, *_ in stale_notebooks("quick")]
+    assert not stale, (f"executed notebooks out of date for profile 'quick': {stale}; run `make book` and commit "
+                       "book/*.ipynb")
+
+
+def test_freshness_key_changes_with_parameters():
+    path = source_notebooks()[0]
+    a = freshness_key(path, "quick", {"epochs": 1})
+    assert a == freshness_key(path, "quick", {"epochs": 1})
+    assert a != freshness_key(path, "quick", {"epochs": 2})
+    assert a != freshness_key(path, "ci", {"epochs": 1})
+
+
+def test_book_toc_lists_every_notebook():
+    toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
+    files = {c["file"] for c in toc["chapters"]}
+    assert {p.stem for p in source_notebooks()} <= files

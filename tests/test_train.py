@@ -1,0 +1,168 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sedge.cli import main as cli_main
+from sedge.config import ModelConfig, TrainConfig
+from sedge.data import KeywordData, Split
+from sedge.train import cosine_with_warmup, decoder_orthogonality, load_checkpoint, save_checkpoint, train
+from sedge.model import build_model
+
+MICRO = ModelConfig("micro", (4, 4), (4, 6), trainable_skip=True, batchnorm=True, init="orthogonal", n_classes=3)
+REPO = Path(__file__).resolve().parents[1]
+
+
+def toy_data(n=48, length=400, seed=0) -> KeywordData:
+    """Three classes that differ in level and pitch: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    def split(m):
+        y = rng.integers(0, 3, m)
+        t = np.arange(length) / 16000
+        x = (y[:, None] - 1.0) + 0.3 * np.sin(2 * np.pi * (500 + 1500 * y[:, None]) * t) \
+            + 0.2 * rng.standard_normal((m, length))
+        return Split((x * 12000).astype(np.int16), y.astype(np.int64), [f"s{i}" for i in range(m)])
+    return KeywordData("toy", ["a", "b", "c"], split(n), split(24), split(24))
+
+
+def test_decoder_orthogonality_penalty():
+    assert decoder_orthogonality(torch.eye(3)) == 0
+    W = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert decoder_orthogonality(W) == pytest.approx(np.sqrt(2 / 4))
+
+
+def test_cosine_schedule_with_warmup():
+    assert cosine_with_warmup(0, 100, 10) == pytest.approx(0.1)
+    assert cosine_with_warmup(9, 100, 10) == pytest.approx(1.0)
+    assert cosine_with_warmup(10, 100, 10) == pytest.approx(1.0)
+    assert cosine_with_warmup(55, 100, 10) == pytest.approx(0.5)
+    assert cosine_with_warmup(100, 100, 10) == pytest.approx(0.0)
+
+
+def test_optimizer_groups_follow_the_paper(tmp_path):
+    from sedge.train import make_optimizer
+    m = build_model(MICRO)
+    opt = make_optimizer(m, TrainConfig(lr=0.002))
+    ssm, rest = opt.param_groups
+    assert ssm["lr"] == 0.002 and ssm["weight_decay"] == 0
+    assert rest["lr"] == pytest.approx(0.008) and rest["weight_decay"] == 0.04
+    names = {id(p): n for n, p in m.named_parameters()}
+    assert {names[id(p)].split(".")[-1] for p in ssm["params"]} == {
+        "lambda_re", "lambda_im", "log_step", "B_re", "B_im", "b_re", "b_im", "C_re", "C_im", "c_re", "c_im"}
+    assert any("decoder" in names[id(p)] for p in rest["params"])
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(list(m.parameters()))
+
+
+def test_train_selects_on_validation_and_tests_once(tmp_path):
+    data = toy_data()
+    summary = train(MICRO, data, TrainConfig(epochs=3, batch_size=8, warmup_steps=2, lr=0.01), tmp_path, progress=False)
+    hist = json.loads((tmp_path / "metrics.json").read_text())
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    assert "test_acc" not in hist[0]                       # the test split is not looked at per epoch
+    best_epoch = int(np.argmax([h["val_acc"] for h in hist])) + 1
+    assert summary["best_epoch"] == best_epoch
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == best_epoch
+    assert summary["test_acc"] > 0.5                       # the toy task is learnable
+    assml = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert assml[0].startswith("epoch,train_loss") and len(assml) == 4
+
+
+def test_resume_after_interruption(tmp_path, monkeypatch):
+    """Kill training after epoch 2 of 3; rerunning continues at epoch 3 and matches a straight run."""
+    data = toy_data()
+    cfg = TrainConfig(epochs=3, batch_size=8, warmup_steps=2, lr=0.01)
+    straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False)
+    import sedge.train as T
+    real_save = T.save_checkpoint
+    calls = {"n": 0}
+
+    def crash_after_second_epoch(path, *a, **k):
+        real_save(path, *a, **k)
+        if Path(path).name == "last.pt":
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+    monkeypatch.setattr(T, "save_checkpoint", crash_after_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
+    monkeypatch.setattr(T, "save_checkpoint", real_save)
+    resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-6)
+    assert resumed["test_acc"] == straight["test_acc"]
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    data = toy_data()
+    train(MICRO, data, TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(MICRO, data, TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.1), tmp_path, progress=False)
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    m = build_model(MICRO, seed=0).set_step_scale([2, 4])
+    save_checkpoint(tmp_path / "m.pt", m, {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)})
+    m2, meta = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(2, 200)
+    assert torch.equal(m.eval()(x), m2(x)) and m2.step_scale == [2, 4]
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_evaluate_cli_on_a_speech_commands_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    data = toy_data(length=16000)
+    summary = train(MICRO, data, TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path / "run", progress=False)
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(1)
+    for label, f in (("a", 500), ("c", 3500), ("zzz", 1000)):      # "zzz" is unknown to the model
+        (root / label).mkdir(parents=True)
+        for s in range(30):
+            t = np.arange(16000) / 16000
+            sf.write(root / label / f"spk{s}_nohash_0.wav", 0.25 * np.sin(2 * np.pi * f * t) +
+                     0.02 * rng.standard_normal(16000), 16000)
+    rc = cli_main(["evaluate", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--data", f"folder:{root}",
+                   "--split", "train", "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "accuracy on" in out and "2 of the model's 3 labels" in out
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["labels"] == ["a", "c"] and np.sum(r["confusion"]) > 0
+    rc = cli_main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data", f"folder:{root}"])
+    assert rc == 2
+
+
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "cost", "data", "book"])
+def test_cli_help(cmd):
+    out = subprocess.run([sys.executable, "-m", "sedge.cli", cmd, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "usage: sedge" in out.stdout
+
+
+def test_cost_cli(capsys):
+    assert cli_main(["cost", "--model", "tiny", "--step-scale", "1,9,54"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["params_paper"] == 8413 and r["step_scale"] == [1, 9, 54]
+    assert cli_main(["cost", "--model", "tiny", "--step-scale", "1,3,4"]) == 2
+
+
+def test_torchrun_ddp_two_gloo_processes(tmp_path):
+    """`sedge train` under torchrun with two CPU processes (gloo) trains and writes one run."""
+    env = {**os.environ, "SEDGE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "sedge.cli", "train", "--model", "tiny", "--data", "synthetic:n_speakers=10,words=yes+no",
+           "--epochs", "1", "--max-steps", "2", "--batch-size", "4", "--out", str(tmp_path / "ddp")]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs"] == 1
+    assert (tmp_path / "ddp" / "best.pt").exists()
