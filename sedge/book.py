@@ -104,5 +104,6 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
         return 0
     print("building the book: jupyter-book build book (warnings are errors)", flush=True)
     jb = Path(sys.executable).with_name("jupyter-book")
-    return subprocess.call([str(jb) if jb.exists() else "jupyter-book", "build", str(BOOK), "--config",
-                            str(REPO / "_config.yml"), "-W", "-n", "--keep-going"], cwd=REPO)
+    # JB 1.x finds the repository's _config.yml from here and writes _build/ beside it.
+    return subprocess.call([str(jb) if jb.exists() else "jupyter-book", "build", "book", "-W", "-n",
+                            "--keep-going"], cwd=REPO)

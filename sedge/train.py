@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path

@@ -5,10 +5,9 @@ import re
 import tomllib
 from pathlib import Path
 
-import pytest
 import yaml
 
-from sedge.book import BOOK, executed_key, freshness_key, load_profile, source_notebooks, stale_notebooks
+from sedge.book import BOOK, freshness_key, load_profile, source_notebooks, stale_notebooks
 
 REPO = Path(__file__).resolve().parents[1]
 

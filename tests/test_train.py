@@ -69,8 +69,8 @@ def test_train_selects_on_validation_and_tests_once(tmp_path):
     assert summary["best_epoch"] == best_epoch
     assert torch.load(tmp_path / "best.pt", weights_only=False)["epoch"] == best_epoch
     assert summary["test_acc"] > 0.5                       # the toy task is learnable
-    assml = (tmp_path / "metrics.csv").read_text().splitlines()
-    assert assml[0].startswith("epoch,train_loss") and len(assml) == 4
+    csv_lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,train_loss") and len(csv_lines) == 4
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
@@ -123,7 +123,7 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 def test_evaluate_cli_on_a_speech_commands_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
     data = toy_data(length=16000)
-    summary = train(MICRO, data, TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path / "run", progress=False)
+    train(MICRO, data, TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path / "run", progress=False)
     root = tmp_path / "folder"
     rng = np.random.default_rng(1)
     for label, f in (("a", 500), ("c", 3500), ("zzz", 1000)):      # "zzz" is unknown to the model

@@ -10,11 +10,12 @@ HERE = Path(__file__).resolve().parents[1] / "notebooks"
 
 def nb(cells):
     out = []
-    for kind, src in cells:
+    for i, (kind, src) in enumerate(cells):
         tags = []
         if kind == "params":
             kind, tags = "code", ["parameters"]
-        c = {"cell_type": kind, "metadata": {"tags": tags} if tags else {}, "source": src.strip("\n")}
+        c = {"cell_type": kind, "id": f"cell-{i:02d}", "metadata": {"tags": tags} if tags else {},
+             "source": src.strip("\n")}
         if kind == "code":
             c.update(execution_count=None, outputs=[])
         out.append(c)

@@ -7,7 +7,6 @@ stable hash of the speaker id (80/10/10), so no speaker is in two splits.
 from __future__ import annotations
 
 import hashlib
-import io
 import warnings
 from pathlib import Path
 
