@@ -1,0 +1,206 @@
+"""Balanced truncation of S-Edge layers (SPEC §7): every check here can fail."""
+import dataclasses
+
+import control
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from sedge.config import model_config
+from sedge.layer import SEdgeLayer
+from sedge.model import build_model
+from sedge.reduction import (ReductionError, balanced_truncation, hankel_singular_values, layer_system,
+                             reduce_layer, reduce_layer_orders, reduce_model)
+
+
+def trained_like_layer(d_in=3, P=6, H=4, seed=0, bn=True) -> SEdgeLayer:
+    """A layer with spread-out poles and non-trivial BatchNorm statistics."""
+    torch.manual_seed(seed)
+    layer = SEdgeLayer(d_in, P, H, batchnorm=bn).double().eval()
+    with torch.no_grad():
+        layer.lambda_re.copy_(-torch.rand(P, dtype=torch.float64) * 2 - 0.05)
+        layer.lambda_im.copy_(torch.rand(P, dtype=torch.float64) * 20)
+        layer.log_step.uniform_(np.log(1e-2), np.log(1e-1))
+        if bn:
+            layer.norm.running_mean.uniform_(-0.3, 0.3)
+            layer.norm.running_var.uniform_(0.5, 2.0)
+            layer.norm.weight.uniform_(0.5, 1.5)
+            layer.norm.bias.uniform_(-0.2, 0.2)
+    return layer
+
+
+def linear_part(layer: SEdgeLayer, u: torch.Tensor) -> torch.Tensor:
+    """y = Re(Cx + c) (+ D) of the layer, without nonlinearity and skip, in eval mode."""
+    z = u * layer.norm_affine()[0] + layer.norm_affine()[1]
+    lam_bar, W_in, b_in = layer.input_map()
+    v = torch.view_as_complex(torch.nn.functional.linear(z, W_in, b_in).unflatten(-1, (layer.P, 2)))
+    from sedge.scan import diag_scan_loop
+    x = diag_scan_loop(lam_bar, v)
+    y = torch.nn.functional.linear(torch.view_as_real(x).flatten(-2), layer.output_map(), layer.c_re)
+    if layer.feedthrough is not None:
+        y = y + layer._feedthrough(z)
+    return y
+
+
+def freq_response(A, B, C, w, D=None):
+    I = np.eye(A.shape[0])
+    G = np.stack([C @ np.linalg.solve(1j * wk * I - A, B) for wk in w])
+    return G + (D if D is not None else 0)
+
+
+def test_full_order_reproduces_the_layer():
+    layer = trained_like_layer()
+    full = reduce_layer(layer, 2 * layer.P)
+    u = torch.randn(2, 300, 3, dtype=torch.float64)
+    with torch.no_grad():
+        ref, out = layer(u), full(u)
+    assert full.P == layer.P
+    assert torch.linalg.norm(out - ref) / torch.linalg.norm(ref) < 1e-5
+
+
+def test_reduced_layer_is_stable_and_an_ordinary_layer():
+    layer = trained_like_layer()
+    small = reduce_layer(layer, 6)
+    assert isinstance(small, SEdgeLayer) and small.P <= 6 and small.P >= 3
+    lam_bar = small.discretise()[0]
+    assert (lam_bar.abs() < 1).all()
+    assert (small.eigenvalues().real < 0).all()
+    # it trains ...
+    small.train()
+    small(torch.randn(2, 50, 3, dtype=torch.float64)).sum().backward()
+    assert small.B_re.grad is not None
+    # ... streams like the parallel path, at a step scale
+    small.eval()
+    small.decimate, small.delta_scale = 2, 2
+    u = torch.randn(1, 40, 3, dtype=torch.float64)
+    with torch.no_grad():
+        x = torch.zeros(1, small.P, dtype=torch.complex128)
+        steps = []
+        for k in range(0, 40, 2):
+            y, x = small.stream_step(u[:, k], x)
+            steps.append(y)
+        assert torch.allclose(torch.stack(steps, 1), small(u), atol=1e-10)
+
+
+def test_error_bound_on_a_dense_frequency_grid():
+    layer = trained_like_layer(P=8)
+    system = layer_system(layer)
+    hsv = hankel_singular_values(system)
+    w = np.concatenate([[0.0], np.logspace(-5, 2, 3000)])
+    G = freq_response(system.A, system.B, system.C, w)
+    for k in (2, 5, 8, 11):
+        rs = balanced_truncation(system.to_control(), k)
+        Gr = freq_response(np.asarray(rs.A), np.asarray(rs.B), np.asarray(rs.C), w)
+        err = max(np.linalg.norm(G[i] - Gr[i], 2) for i in range(len(w)))
+        bound = 2 * hsv[k:].sum()
+        assert err <= bound * (1 + 1e-6), (k, err, bound)
+        assert err > 0.05 * hsv[k]        # the bound is not vacuous: truncation really changes G
+
+
+def test_hankel_singular_values_match_closed_form_gramians():
+    """Independent: the real realisation equals the complex-diagonal system of order 2P with states
+    (x, x̄), A = diag(a, ā), B = [B; B̄], C = [C/2, C̄/2], whose Gramians are closed-form."""
+    layer = trained_like_layer(P=7)
+    system = layer_system(layer)
+    P = layer.P
+    Ac = system.A[:P, :P].diagonal() + 1j * system.A[P:, :P].diagonal()
+    Bc = system.B[:P] + 1j * system.B[P:]
+    Cc = system.C[:, :P] - 1j * system.C[:, P:]
+    a = np.concatenate([Ac, Ac.conj()])
+    Bf = np.concatenate([Bc, Bc.conj()])
+    Cf = np.concatenate([Cc / 2, Cc.conj() / 2], axis=1)
+    Wc = -(Bf @ Bf.conj().T) / (a[:, None] + a.conj()[None, :])
+    Wo = -(Cf.conj().T @ Cf) / (a.conj()[:, None] + a[None, :])
+    closed = np.sort(np.sqrt(np.abs(np.linalg.eigvals(Wc @ Wo))))[::-1]
+    hsv = hankel_singular_values(system)
+    assert np.allclose(hsv, closed, rtol=1e-6)
+    # and scipy's Lyapunov solvers on the real realisation agree too
+    Wc2 = scipy.linalg.solve_continuous_lyapunov(system.A, -system.B @ system.B.T)
+    Wo2 = scipy.linalg.solve_continuous_lyapunov(system.A.T, -system.C.T @ system.C)
+    lyap = np.sort(np.sqrt(np.abs(np.linalg.eigvals(Wc2 @ Wo2))))[::-1]
+    assert np.allclose(hsv, lyap, rtol=1e-6)
+
+
+def test_reduction_commutes_with_step_scale():
+    """Truncating the system at step scale s equals time-scaling the truncation at step 1:
+    G_s(jω) = G_1(jω / s), and the Hankel singular values are the same."""
+    layer = trained_like_layer(P=6)
+    s = 4
+    sys1, sys_s = layer_system(layer, 1), layer_system(layer, s)
+    assert np.allclose(hankel_singular_values(sys1), hankel_singular_values(sys_s), rtol=1e-8)
+    r1 = balanced_truncation(sys1.to_control(), 5)
+    rs = balanced_truncation(sys_s.to_control(), 5)
+    w = np.logspace(-3, 1.5, 200)
+    G1 = freq_response(np.asarray(r1.A), np.asarray(r1.B), np.asarray(r1.C), w / s)
+    Gs = freq_response(np.asarray(rs.A), np.asarray(rs.B), np.asarray(rs.C), w)
+    assert np.allclose(G1, Gs, rtol=1e-6, atol=1e-9)
+    # and on the layer: reduce, then run at step scale s == the reduced layer's own step-s output
+    red = reduce_layer(layer, 5)
+    red.decimate, red.delta_scale = s, s
+    orig = reduce_layer(layer, 2 * layer.P)
+    orig.decimate, orig.delta_scale = s, s
+    u = torch.randn(1, 400, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert red(u).shape == orig(u).shape
+
+
+def test_matchdc_carries_a_counted_feedthrough():
+    from sedge.cost import layer_shapes, paper_params
+    layer = trained_like_layer(P=6)
+    red = reduce_layer(layer, 4, method="matchdc")
+    assert red.feedthrough is not None and red.feedthrough.shape == (layer.H, layer.d_in + 1)
+    # DC gain of the linear part is preserved exactly by matched-DC truncation
+    u = torch.ones(1, 4000, 3, dtype=torch.float64)
+    with torch.no_grad():
+        y0, y1 = linear_part(layer, u)[0, -1], linear_part(red, u)[0, -1]
+    assert torch.allclose(y0, y1, rtol=1e-4, atol=1e-8)
+    model = build_model(model_config("tiny", n_classes=3))
+    model.layers[2] = reduce_layer(model.layers[2], 8, method="matchdc")
+    shapes = layer_shapes(model)
+    assert shapes[2].feedthrough
+    without = shapes[:2] + [dataclasses.replace(shapes[2], feedthrough=False)]
+    assert paper_params(shapes, 3) - paper_params(without, 3) == 64 * (32 + 1)
+    # at full order nothing is discarded, so matched DC needs no feed-through
+    assert reduce_layer(layer, 2 * layer.P, method="matchdc").feedthrough is None
+
+
+def test_discrete_systems_are_refused():
+    layer = trained_like_layer(P=3)
+    system = layer_system(layer)
+    discrete = control.ss(system.A, system.B, system.C, 0, dt=1)
+    with pytest.raises(ReductionError, match="continuous-time"):
+        balanced_truncation(discrete, 2)
+    assert not hasattr(layer_system(layer), "dt")        # the API holds matrices, never a discrete system
+
+
+def test_order_errors():
+    layer = trained_like_layer(P=3)
+    with pytest.raises(ReductionError, match="out of range"):
+        reduce_layer(layer, 7)
+    with pytest.raises(ReductionError, match="out of range"):
+        reduce_layer(layer, 0)
+    with pytest.raises(ReductionError, match="method"):
+        balanced_truncation(layer_system(layer).to_control(), 2, method="fast")
+
+
+def test_candidates_come_from_the_original_realisation():
+    layer = trained_like_layer(P=6)
+    a, b = reduce_layer_orders(layer, [8, 4])
+    direct = reduce_layer(layer, 4)
+    u = torch.randn(1, 200, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(b(u), direct(u), atol=1e-8)
+    assert a.P >= b.P
+
+
+def test_reduce_model_keeps_a_loadable_config(tmp_path):
+    from sedge.train import load_checkpoint, save_checkpoint
+    model = build_model(model_config("tiny", n_classes=5), seed=0).eval()
+    small = reduce_model(model, [None, 20, 10])
+    assert small.cfg.states == tuple(l.P for l in small.layers)
+    save_checkpoint(tmp_path / "r.pt", small, {"classes": list("abcde"), "norm": (0.0, 1.0)})
+    again, _ = load_checkpoint(tmp_path / "r.pt")
+    x = torch.randn(2, 500)
+    with torch.no_grad():
+        assert torch.allclose(again(x), small(x), atol=1e-6)
