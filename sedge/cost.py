@@ -20,9 +20,14 @@ class LayerShape:
     feedthrough: bool = False    # a D matrix H × (d_in + 1) from matched-DC reduction
 
 
+def layer_shape(layer) -> LayerShape:
+    """Shape of one :class:`~sedge.layer.SEdgeLayer`."""
+    return LayerShape(layer.d_in, layer.P, layer.H, layer.skip is not None, layer.feedthrough is not None)
+
+
 def layer_shapes(model) -> list[LayerShape]:
     """Shapes of the layers of an :class:`~sedge.model.SEdgeModel`."""
-    return [LayerShape(l.d_in, l.P, l.H, l.skip is not None, l.feedthrough is not None) for l in model.layers]
+    return [layer_shape(l) for l in model.layers]
 
 
 def paper_layer_params(s: LayerShape) -> int:

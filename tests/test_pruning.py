@@ -1,0 +1,75 @@
+"""Iterative pruning by balanced truncation (SPEC §8)."""
+import copy
+
+import pytest
+import torch
+
+from sedge.config import TrainConfig
+from sedge.pruning import _evaluate_candidates, prune
+from sedge.reduction import ReductionError, reduce_layer
+from sedge.train import load_checkpoint, train
+
+from helpers import MICRO, toy_data
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = toy_data(n=96)
+    run = tmp_path_factory.mktemp("run")
+    train(MICRO, data, TrainConfig(epochs=3, batch_size=8, warmup_steps=2, lr=0.01), run, progress=False)
+    model, meta = load_checkpoint(run / "best.pt")
+    x, y = data.val.tensors(*meta["norm"])
+    return model.double(), x.double(), y
+
+
+def test_candidate_evaluation_equals_swapping_the_layer(trained):
+    model, x, y = trained
+    cand = reduce_layer(model.layers[0], 4).eval()
+    base, accs = _evaluate_candidates(model, {0: cand}, x, y, chunk=7)
+    swapped = copy.deepcopy(model)
+    swapped.layers[0] = cand
+    with torch.no_grad():
+        direct = 100 * float((swapped(x).argmax(1) == y).float().mean())
+        plain = 100 * float((model(x).argmax(1) == y).float().mean())
+    assert accs[0] == pytest.approx(direct) and base == pytest.approx(plain)
+
+
+def test_zero_budget_never_loses_accuracy_and_records_steps(trained):
+    model, x, y = trained
+    res = prune(model, x, y, budget_pp=0.0, progress=False)
+    assert res.steps[0].layer is None and res.steps[0].states == [4, 4]
+    assert all(s.val_acc >= res.baseline_val_acc - 1e-9 for s in res.steps)
+    params = [s.params for s in res.steps]
+    assert params == sorted(params, reverse=True) and len(set(params)) == len(params)
+    with torch.no_grad():
+        final = 100 * float((res.model(x).argmax(1) == y).float().mean())
+    assert final == pytest.approx(res.steps[-1].val_acc)
+    assert res.model.cfg.states == tuple(l.P for l in res.model.layers)
+
+
+def test_unlimited_budget_reduces_to_the_minimum(trained):
+    model, x, y = trained
+    res = prune(model, x, y, budget_pp=100.0, progress=False)
+    assert all(l.P <= 2 for l in res.model.layers)            # one state, or two real modes
+    assert res.steps[-1].params < res.steps[0].params
+    macs = prune(model, x, y, budget_pp=100.0, objective="macs", progress=False)
+    assert macs.steps[-1].macs_per_sample < macs.steps[0].macs_per_sample
+
+
+def test_original_model_is_untouched(trained):
+    model, x, y = trained
+    before = [p.clone() for p in model.parameters()]
+    prune(model, x, y, budget_pp=100.0, step=2, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_bad_input(trained):
+    model, x, y = trained
+    with pytest.raises(ReductionError, match="budget"):
+        prune(model, x, y, budget_pp=-1)
+    with pytest.raises(ReductionError, match="objective"):
+        prune(model, x, y, objective="flops")
+    with pytest.raises(ReductionError, match="empty"):
+        prune(model, x[:0], y[:0])
+    with pytest.raises(ReductionError, match="step"):
+        prune(model, x, y, step=0)
