@@ -67,6 +67,72 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _states(text: str) -> list[int | None]:
+    try:
+        return [None if v in ("", "-", "keep") else int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected complex states per layer such as 20,-,6 ('-' keeps a "
+                                         f"layer); got {text!r}") from None
+
+
+def cmd_reduce(a: argparse.Namespace) -> int:
+    from .cost import cost_report
+    from .reduction import reduce_model
+    from .train import load_checkpoint, save_checkpoint
+    model, meta = load_checkpoint(a.checkpoint)
+    if len(a.states) != len(model.layers):
+        raise ValueError(f"--states has {len(a.states)} entries; the model has {len(model.layers)} layers")
+    reduced = reduce_model(model, [None if k is None else 2 * k for k in a.states], a.method)
+    before, after = cost_report(model), cost_report(reduced)
+    print(f"states {[l.P for l in model.layers]} → {[l.P for l in reduced.layers]}; params (paper formula) "
+          f"{before['params_paper']:,} → {after['params_paper']:,}; MACs/sample {before['macs_per_sample']:,.0f} → "
+          f"{after['macs_per_sample']:,.0f}")
+    keep = {k: meta[k] for k in ("classes", "norm", "data") if k in meta}
+    save_checkpoint(Path(a.out), reduced, {**keep, "reduced_from": str(a.checkpoint), "method": a.method})
+    print(f"wrote {a.out}")
+    return 0
+
+
+def cmd_prune(a: argparse.Namespace) -> int:
+    import csv
+    from .cost import cost_report
+    from .data import load_data
+    from .paths import atomic_write_bytes
+    from .pruning import prune
+    from .train import accuracy, load_checkpoint, predict, save_checkpoint
+    model, meta = load_checkpoint(a.checkpoint)
+    data = load_data(a.data).restrict_to(meta["classes"])
+    xv, yv = data.val.tensors(*meta["norm"])
+    if a.max_val:
+        xv, yv = xv[:a.max_val], yv[:a.max_val]
+    res = prune(model, xv, yv, budget_pp=a.budget, objective=a.objective, step=a.step, method=a.method)
+    xt, yt = data.test.tensors(*meta["norm"])
+    test_before = accuracy(predict(model, xt, progress=True), yt)
+    test_after = accuracy(predict(res.model, xt, progress=True), yt)        # test split: once, at the end
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    keep = {k: meta[k] for k in ("classes", "norm", "data") if k in meta}
+    save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": str(a.checkpoint), "budget_pp": a.budget})
+    rows = res.table()
+    def write_csv(f):
+        import io
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        f.write(buf.getvalue().encode())
+    atomic_write_bytes(out / "steps.csv", write_csv)
+    b, f = cost_report(model), cost_report(res.model)
+    summary = {"budget_pp": a.budget, "objective": a.objective, "states_before": [l.P for l in model.layers],
+               "states_after": [l.P for l in res.model.layers], "params_before": b["params_paper"],
+               "params_after": f["params_paper"], "macs_before": b["macs_per_sample"], "macs_after": f["macs_per_sample"],
+               "val_acc_before": res.baseline_val_acc, "val_acc_after": res.steps[-1].val_acc,
+               "test_acc_before": 100 * test_before, "test_acc_after": 100 * test_after}
+    atomic_write_bytes(out / "summary.json", lambda fh: fh.write(json.dumps(summary, indent=1).encode()))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def cmd_cost(a: argparse.Namespace) -> int:
     from .config import model_config
     from .cost import cost_report
@@ -128,6 +194,31 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--step-scale", type=_ints, default=None)
     c.set_defaults(func=cmd_cost)
 
+    r = sub.add_parser("reduce", help="balanced truncation of a checkpoint's layers to given orders (SPEC §7)",
+                       description="Reduce every layer of a checkpoint to the given number of complex states by "
+                                   "balanced truncation (python-control, continuous time) and save the result.")
+    r.add_argument("--checkpoint", required=True)
+    r.add_argument("--states", type=_states, required=True,
+                   help="complex states per layer, e.g. 24,12,- ('-' keeps a layer)")
+    r.add_argument("--method", default="truncate", choices=["truncate", "matchdc"],
+                   help="'matchdc' keeps the DC gain with a feed-through D (counted as parameters)")
+    r.add_argument("--out", required=True, help="output checkpoint (.pt)")
+    r.set_defaults(func=cmd_reduce)
+
+    q = sub.add_parser("prune", help="iterative pruning by balanced truncation within an accuracy budget (SPEC §8)",
+                       description="Greedy layer-wise order reduction on the validation split within --budget "
+                                   "accuracy points; the test split is evaluated once, for the final model. Writes "
+                                   "pruned.pt, steps.csv and summary.json to --out.")
+    q.add_argument("--checkpoint", required=True)
+    q.add_argument("--data", default="synthetic", help=DATA_HELP)
+    q.add_argument("--budget", type=float, default=0.5, help="allowed validation accuracy loss in points")
+    q.add_argument("--objective", default="params", choices=["params", "macs"])
+    q.add_argument("--step", type=int, default=1, help="complex states removed per move")
+    q.add_argument("--method", default="truncate", choices=["truncate", "matchdc"])
+    q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=cmd_prune)
+
     d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")
     d.add_argument("--data", default="synthetic", help=DATA_HELP)
     d.set_defaults(func=cmd_data)
@@ -142,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         return a.func(a)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError) as err:      # DataError and ReductionError are ValueErrors
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -73,3 +73,32 @@ def test_bad_input(trained):
         prune(model, x[:0], y[:0])
     with pytest.raises(ReductionError, match="step"):
         prune(model, x, y, step=0)
+
+
+def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
+    import json
+    import numpy as np
+    import soundfile as sf
+    from sedge.cli import main as cli_main
+    from sedge.train import save_checkpoint
+    model, x, y = trained
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, model.float(), {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)})
+    model.double()
+    assert cli_main(["reduce", "--checkpoint", str(ckpt), "--states", "2,-", "--out", str(tmp_path / "r.pt")]) == 0
+    reduced, _ = load_checkpoint(tmp_path / "r.pt")
+    assert [l.P for l in reduced.layers][1] == 4 and reduced.layers[0].P <= 2
+    assert cli_main(["reduce", "--checkpoint", str(ckpt), "--states", "9,-", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "out of range" in capsys.readouterr().err
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
+        (tmp_path / "d" / lab).mkdir(parents=True)
+        for s in range(30):
+            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    assert cli_main(["prune", "--checkpoint", str(ckpt), "--data", f"folder:{tmp_path / 'd'}", "--budget", "5",
+                     "--out", str(tmp_path / "p")]) == 0
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert summary["params_after"] <= summary["params_before"]
+    assert summary["val_acc_before"] - summary["val_acc_after"] <= 5 + 1e-9
+    assert (tmp_path / "p" / "steps.csv").read_text().startswith("step,layer,states")
