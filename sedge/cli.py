@@ -133,6 +133,22 @@ def cmd_prune(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .cpp import build_cli, build_shared, generate_cpp
+    from .export import export_dict, save_export
+    from .train import load_checkpoint
+    model, meta = load_checkpoint(a.checkpoint)
+    d = export_dict(model, a.step_scale or list(model.step_scale), norm=tuple(meta.get("norm", (0.0, 1.0))),
+                    classes=meta.get("classes"))
+    out = Path(a.out)
+    save_export(d, out / "export.npz")
+    generate_cpp(d, out)
+    print(f"wrote {out / 'export.npz'} and the C++17 project in {out} (step scale {d['step_scale']})")
+    if a.build:
+        print(f"built {build_shared(out)} and {build_cli(out)}")
+    return 0
+
+
 def cmd_cost(a: argparse.Namespace) -> int:
     from .config import model_config
     from .cost import cost_report
@@ -219,6 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--out", required=True)
     q.set_defaults(func=cmd_prune)
 
+    x = sub.add_parser("export", help="export a checkpoint (versioned .npz) and generate its C++17 project",
+                       description="Fold the model at a step-scale list into an export dict (export.npz) and write "
+                                   "a self-contained C++17 project (header, source, WAV CLI, CMakeLists.txt, README).")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,9,54")
+    x.add_argument("--out", required=True, help="output folder")
+    x.add_argument("--build", action="store_true", help="also compile the shared library and the CLI program")
+    x.set_defaults(func=cmd_export)
+
     d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")
     d.add_argument("--data", default="synthetic", help=DATA_HELP)
     d.set_defaults(func=cmd_data)
@@ -233,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     try:
         return a.func(a)
-    except (ValueError, FileNotFoundError) as err:      # DataError and ReductionError are ValueErrors
+    except (ValueError, FileNotFoundError, RuntimeError) as err:   # DataError, ReductionError, CompilerError
         print(f"error: {err}", file=sys.stderr)
         return 2
 

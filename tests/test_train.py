@@ -130,7 +130,7 @@ def test_evaluate_cli_on_a_speech_commands_folder(tmp_path, capsys, monkeypatch)
     assert rc == 2
 
 
-@pytest.mark.parametrize("cmd", ["train", "evaluate", "cost", "data", "book", "reduce", "prune"])
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "cost", "data", "book", "reduce", "prune", "export"])
 def test_cli_help(cmd):
     out = subprocess.run([sys.executable, "-m", "sedge.cli", cmd, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "usage: sedge" in out.stdout
