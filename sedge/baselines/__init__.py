@@ -1,0 +1,1 @@
+"""Comparison methods from the literature (SPEC §10)."""
