@@ -36,9 +36,8 @@ parameter profile (`notebooks/profiles.yml`); the profile used for this page is 
 ("params", """
 run_root = "runs/ci"
 models = ["tiny", "s"]
-datasets = {"synthetic": "synthetic:n_speakers=10,words=yes+no+up+down,snr_db=10", "mini": "mini"}
-epochs = 1
-max_steps = 2
+datasets = {"synthetic": {"spec": "synthetic:n_speakers=10,words=yes+no+up+down,snr_db=10", "epochs": 1, "max_steps": 2},
+            "mini": {"spec": "mini", "epochs": 1, "max_steps": 2}}
 lr = 0.005
 batch_size = 8
 warmup_steps = 2
@@ -57,8 +56,8 @@ from sedge.model import build_model
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, models=models, datasets=datasets, epochs=epochs, max_steps=max_steps,
-                      lr=lr, batch_size=batch_size), indent=1))
+print(json.dumps(dict(run_root=run_root, models=models, datasets=datasets, lr=lr, batch_size=batch_size,
+                      warmup_steps=warmup_steps), indent=1))
 """),
 ("markdown", """
 ## Model sizes against the paper
@@ -90,18 +89,18 @@ hash of the speaker id; it is skipped when that folder is absent.
 """),
 ("code", """
 available = {}
-for tag, spec in datasets.items():
-    if spec.startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
+for tag, ds in datasets.items():
+    if ds["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
         print(f"skipping {tag}: {MINI_SPEECH_COMMANDS} not found")
         continue
-    available[tag] = spec
-    print(tag, load_data(spec).summary())
+    available[tag] = ds
+    print(tag, load_data(ds["spec"]).summary(), f"budget: {ds['epochs']} epochs × {ds['max_steps'] or 'all'} batches")
 
 runs = {}
-for tag, spec in available.items():
+for tag, ds in available.items():
     for m in models:
-        runs[tag, m] = trained_run(m, spec, tag, run_root, epochs=epochs, lr=lr, batch_size=batch_size,
-                                   max_steps=max_steps, warmup_steps=warmup_steps, progress=False)
+        runs[tag, m] = trained_run(m, ds["spec"], tag, run_root, epochs=ds["epochs"], lr=lr, batch_size=batch_size,
+                                   max_steps=ds["max_steps"], warmup_steps=warmup_steps, progress=False)
 """),
 ("code", """
 rows = []
