@@ -120,3 +120,19 @@ def test_mini_speech_commands():
     spk = [set(s.speakers) for s in (d.train, d.val, d.test)]
     assert not (spk[0] & spk[1] or spk[0] & spk[2] or spk[1] & spk[2])
     assert 0.75 < len(d.train) / 7192 < 0.85
+
+
+def test_gsc_uses_the_official_split_lists(tmp_path, monkeypatch):
+    from sedge.data.gsc import SUBDIR, load_gsc
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    base = tmp_path / SUBDIR
+    _write_folder(base, labels=("yes", "no"), speakers=6)
+    (base / "_background_noise_").mkdir()
+    sf.write(base / "_background_noise_" / "noise.wav", np.zeros(16000, np.float32), 16000)
+    (base / "validation_list.txt").write_text("yes/spk000_nohash_0.wav\nno/spk001_nohash_0.wav\n")
+    (base / "testing_list.txt").write_text("yes/spk002_nohash_0.wav\nno/spk003_nohash_0.wav\n")
+    d = load_gsc(tmp_path)
+    assert sorted(d.val.speakers) == ["spk000", "spk001"] and sorted(d.test.speakers) == ["spk002", "spk003"]
+    assert len(d.train) == 12 - 4 and d.classes == ["no", "yes"]        # background noise excluded
+    with pytest.raises(DataError, match="Speech Commands v0.02 not found"):
+        load_gsc(tmp_path / "elsewhere")
