@@ -39,7 +39,7 @@ def frequency_response(layer, n: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """
     lam_bar, B_bar, _ = layer.discretise()
     scale, _ = layer.norm_affine()
-    lam = lam_bar.double().numpy()
+    lam = lam_bar.to(torch.complex128).numpy()
     B = (B_bar * scale.to(B_bar.real.dtype)).to(torch.complex128).numpy()
     C = layer.output_matrix().to(torch.complex128).numpy()
     w = np.linspace(1e-3, np.pi, n)

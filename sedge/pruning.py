@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .cost import layer_shape, layer_shapes, macs_per_sample, paper_params
 from .reduction import ReductionError, reduce_layer_orders

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.signal import lfilter, resample_poly
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..paths import CACHE, atomic_write_bytes
 from .base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split, check_split_sizes
