@@ -94,10 +94,9 @@ def cmd_reduce(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
-    import csv
     from .cost import cost_report
     from .data import load_data
-    from .paths import atomic_write_bytes
+    from .paths import atomic_write_csv, atomic_write_json
     from .pruning import prune
     from .train import accuracy, load_checkpoint, predict, save_checkpoint
     model, meta = load_checkpoint(a.checkpoint)
@@ -113,22 +112,14 @@ def cmd_prune(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     keep = {k: meta[k] for k in ("classes", "norm", "data") if k in meta}
     save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": str(a.checkpoint), "budget_pp": a.budget})
-    rows = res.table()
-    def write_csv(f):
-        import io
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        f.write(buf.getvalue().encode())
-    atomic_write_bytes(out / "steps.csv", write_csv)
+    atomic_write_csv(out / "steps.csv", res.table())
     b, f = cost_report(model), cost_report(res.model)
     summary = {"budget_pp": a.budget, "objective": a.objective, "states_before": [l.P for l in model.layers],
                "states_after": [l.P for l in res.model.layers], "params_before": b["params_paper"],
                "params_after": f["params_paper"], "macs_before": b["macs_per_sample"], "macs_after": f["macs_per_sample"],
                "val_acc_before": res.baseline_val_acc, "val_acc_after": res.steps[-1].val_acc,
                "test_acc_before": 100 * test_before, "test_acc_after": 100 * test_after}
-    atomic_write_bytes(out / "summary.json", lambda fh: fh.write(json.dumps(summary, indent=1).encode()))
+    atomic_write_json(out / "summary.json", summary)
     print(json.dumps(summary, indent=1))
     return 0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import TrainConfig, model_config
 from .data import load_data
-from .paths import REPO, atomic_write_bytes
+from .paths import REPO, atomic_write_json
 from .train import load_checkpoint, train
 
 
@@ -39,7 +39,7 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
         return {**json.loads(summary_file.read_text()), "run_dir": str(run_dir)}
     cfg = model_config(model, n_classes=len(data.classes))
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(run_dir / "config.json", lambda f: f.write(json.dumps(config, indent=1).encode()))
+    atomic_write_json(run_dir / "config.json", config)
     summary = train(cfg, data, tcfg, run_dir, data_spec=data_spec, progress=progress)
     (run_dir / "last.pt").unlink(missing_ok=True)        # the resume state is not needed once finished
     return {**summary, "run_dir": str(run_dir)}

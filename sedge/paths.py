@@ -1,6 +1,9 @@
 """Where sedge keeps generated data, runs and committed checkpoints."""
 from __future__ import annotations
 
+import csv
+import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,3 +29,17 @@ def atomic_write_bytes(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
+
+
+def atomic_write_csv(path: Path, rows: list[dict]) -> None:
+    """Write a list of same-keyed dicts as CSV (header from the first row) atomically."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))

@@ -13,9 +13,7 @@ under ``torchrun`` (DistributedDataParallel, gloo on CPU): rank 0 writes.
 """
 from __future__ import annotations
 
-import csv
 import io
-import json
 import math
 import time
 from dataclasses import asdict
@@ -30,7 +28,7 @@ from tqdm import tqdm
 from .config import ModelConfig, TrainConfig
 from .data import KeywordData
 from .model import SEdgeModel, build_model
-from .paths import atomic_write_bytes
+from .paths import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 CHECKPOINT_VERSION = 1
 
@@ -125,14 +123,8 @@ def _dist_info() -> tuple[int, int]:
 
 
 def _write_metrics(run_dir: Path, history: list[dict]) -> None:
-    def write(f):
-        s = io.StringIO()
-        w = csv.DictWriter(s, fieldnames=list(history[0]))
-        w.writeheader()
-        w.writerows(history)
-        f.write(s.getvalue().encode())
-    atomic_write_bytes(run_dir / "metrics.csv", write)
-    atomic_write_bytes(run_dir / "metrics.json", lambda f: f.write(json.dumps(history, indent=1).encode()))
+    atomic_write_csv(run_dir / "metrics.csv", history)
+    atomic_write_json(run_dir / "metrics.json", history)
 
 
 def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: str | Path,
@@ -220,5 +212,5 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
                "epochs": cfg.epochs, "world_size": world, "train_seconds": sum(r["seconds"] for r in history),
                "n_train": len(x_train), "n_val": len(x_val), "n_test": len(x_test)}
     if rank == 0:
-        atomic_write_bytes(run_dir / "summary.json", lambda f: f.write(json.dumps(summary, indent=1).encode()))
+        atomic_write_json(run_dir / "summary.json", summary)
     return summary
