@@ -94,32 +94,19 @@ def cmd_reduce(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
-    from .cost import cost_report
-    from .data import load_data
-    from .paths import atomic_write_csv, atomic_write_json
-    from .pruning import prune
-    from .train import accuracy, load_checkpoint, predict, save_checkpoint
-    model, meta = load_checkpoint(a.checkpoint)
-    data = load_data(a.data).restrict_to(meta["classes"])
-    xv, yv = data.val.tensors(*meta["norm"])
-    if a.max_val:
-        xv, yv = xv[:a.max_val], yv[:a.max_val]
-    res = prune(model, xv, yv, budget_pp=a.budget, objective=a.objective, step=a.step, method=a.method)
-    xt, yt = data.test.tensors(*meta["norm"])
-    test_before = accuracy(predict(model, xt, progress=True), yt)
-    test_after = accuracy(predict(res.model, xt, progress=True), yt)        # test split: once, at the end
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    keep = {k: meta[k] for k in ("classes", "norm", "data") if k in meta}
-    save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": str(a.checkpoint), "budget_pp": a.budget})
-    atomic_write_csv(out / "steps.csv", res.table())
-    b, f = cost_report(model), cost_report(res.model)
-    summary = {"budget_pp": a.budget, "objective": a.objective, "states_before": [l.P for l in model.layers],
-               "states_after": [l.P for l in res.model.layers], "params_before": b["params_paper"],
-               "params_after": f["params_paper"], "macs_before": b["macs_per_sample"], "macs_after": f["macs_per_sample"],
-               "val_acc_before": res.baseline_val_acc, "val_acc_after": res.steps[-1].val_acc,
-               "test_acc_before": 100 * test_before, "test_acc_after": 100 * test_after}
-    atomic_write_json(out / "summary.json", summary)
+    from .experiments import prune_checkpoint
+    summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
+                               step_fraction=a.step_fraction, method=a.method, max_val=a.max_val)
+    summary.pop("steps")
+    print(json.dumps(summary, indent=1))
+    print(f"wrote {a.out}/pruned.pt, steps.csv, summary.json")
+    return 0
+
+
+def cmd_finetune(a: argparse.Namespace) -> int:
+    from .experiments import finetuned_run
+    summary = finetuned_run(a.checkpoint, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                            max_steps=a.max_steps)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -220,11 +207,27 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--data", default="synthetic", help=DATA_HELP)
     q.add_argument("--budget", type=float, default=0.5, help="allowed validation accuracy loss in points")
     q.add_argument("--objective", default="params", choices=["params", "macs"])
-    q.add_argument("--step", type=int, default=1, help="complex states removed per move")
+    q.add_argument("--step", type=int, default=1, help="complex states removed per move (at least)")
+    q.add_argument("--step-fraction", type=float, default=0.0,
+                   help="moves of ⌈fraction · P⌉ states of each layer's original order P when that is larger "
+                        "than --step (fewer rounds on big models)")
     q.add_argument("--method", default="truncate", choices=["truncate", "matchdc"])
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
-    q.add_argument("--out", required=True)
+    q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
     q.set_defaults(func=cmd_prune)
+
+    f = sub.add_parser("finetune", help="briefly retrain a (pruned) checkpoint, selected on validation",
+                       description="Fine-tune a checkpoint with the paper's recipe at a small learning rate and "
+                                   "BatchNorm frozen; the starting checkpoint competes as epoch 0; the test split is "
+                                   "evaluated once. Writes best.pt, metrics and summary.json to --out.")
+    f.add_argument("--checkpoint", required=True)
+    f.add_argument("--data", default="synthetic", help=DATA_HELP)
+    f.add_argument("--epochs", type=int, default=2)
+    f.add_argument("--lr", type=float, default=0.001)
+    f.add_argument("--batch-size", type=int, default=16)
+    f.add_argument("--max-steps", type=int, default=None, help="batches per epoch (default: all)")
+    f.add_argument("--out", required=True)
+    f.set_defaults(func=cmd_finetune)
 
     x = sub.add_parser("export", help="export a checkpoint (versioned .npz) and generate its C++17 project",
                        description="Fold the model at a step-scale list into an export dict (export.npz) and write "

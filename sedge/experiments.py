@@ -51,3 +51,104 @@ def load_run(run_dir: str | Path):
     model, meta = load_checkpoint(run_dir / "best.pt")
     history = json.loads((run_dir / "metrics.json").read_text())
     return model, meta, history
+
+
+def _same_config(folder: Path, config: dict, *files: str) -> bool:
+    """A finished stage in ``folder``: its config.json equals ``config`` and ``files`` exist."""
+    cfg = folder / "config.json"
+    return cfg.exists() and json.loads(cfg.read_text()) == config and all((folder / f).exists() for f in files)
+
+
+def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
+                     objective: str = "params", step: int = 1, step_fraction: float = 0.0, method: str = "truncate",
+                     max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True) -> dict:
+    """Iterative pruning of a checkpoint (SPEC §8) as a cached stage in ``out``: ``pruned.pt``,
+    ``steps.csv`` and ``summary.json`` (test accuracy before and after, computed once, here).
+
+    Validation accuracies of the configurations tried are kept in ``memo_file`` (default
+    ``out/memo.json``), which searches with other budgets or objectives on the same checkpoint and
+    validation clips may share; an interrupted search resumes from it."""
+    from .cost import cost_report
+    from .pruning import prune
+    from .train import accuracy, predict, save_checkpoint
+    from .paths import atomic_write_csv
+    from .train import load_checkpoint
+    out = Path(out)
+    config = {"checkpoint": str(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
+              "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
+    if _same_config(out, config, "summary.json", "pruned.pt"):
+        return json.loads((out / "summary.json").read_text())
+    model, meta = load_checkpoint(checkpoint)
+    data = load_data(data_spec).restrict_to(meta["classes"])
+    xv, yv = data.val.tensors(*meta["norm"])
+    if max_val:
+        xv, yv = xv[:max_val], yv[:max_val]
+    memo_file = Path(memo_file) if memo_file else out / "memo.json"
+    memo_file.parent.mkdir(parents=True, exist_ok=True)
+    memo = json.loads(memo_file.read_text()) if memo_file.exists() else {}
+    res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
+                method=method, progress=progress, memo=memo, on_round=lambda m: atomic_write_json(memo_file, m))
+    atomic_write_json(memo_file, memo)
+    xt, yt = data.test.tensors(*meta["norm"])
+    out.mkdir(parents=True, exist_ok=True)
+    keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
+    save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": str(checkpoint), "budget_pp": budget_pp})
+    atomic_write_csv(out / "steps.csv", res.table())
+    b, f = cost_report(model), cost_report(res.model)
+    summary = {**config, "states_before": [l.P for l in model.layers], "states_after": [l.P for l in res.model.layers],
+               "params_before": b["params_paper"], "params_after": f["params_paper"],
+               "macs_before": b["macs_per_sample"], "macs_after": f["macs_per_sample"],
+               "val_acc_before": res.baseline_val_acc, "val_acc_after": res.steps[-1].val_acc,
+               "test_acc_before": 100 * accuracy(predict(model, xt, batch_size=4), yt),
+               "test_acc_after": 100 * accuracy(predict(res.model, xt, batch_size=4), yt),   # test: once, here
+               "n_val": len(xv), "search_seconds": res.seconds, "configurations_evaluated": res.evaluated,
+               "steps": res.table()}
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "config.json", config)                  # last: marks the stage finished
+    return summary
+
+
+def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
+               step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
+               progress: bool = True) -> dict:
+    """:func:`prune_checkpoint` of a training run's ``best.pt`` into ``run_dir/prune/<settings>``,
+    with one memo per run, method and validation subset shared by every budget and objective."""
+    run_dir = Path(run_dir)
+    name = f"{objective}_{method}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
+    summary = prune_checkpoint(run_dir / "best.pt", data_spec, run_dir / "prune" / name, budget_pp=budget_pp,
+                               objective=objective, step=step, step_fraction=step_fraction, method=method,
+                               max_val=max_val, memo_file=run_dir / "prune" / f"memo_{method}_v{max_val or 'all'}.json",
+                               progress=progress)
+    return {**summary, "prune_dir": str(run_dir / "prune" / name)}
+
+
+def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, epochs: int, lr: float,
+                  batch_size: int = 16, max_steps: int | None = None, warmup_steps: int = 10, seed: int = 1234,
+                  progress: bool = True) -> dict:
+    """Short fine-tuning of a (pruned) checkpoint with the paper's recipe at a small learning rate,
+    BatchNorm frozen, checkpoint selected on validation (epoch 0 = the checkpoint itself competes),
+    test evaluated once — a cached stage in ``out``."""
+    from .train import accuracy, load_checkpoint, predict, save_checkpoint, train
+    out = Path(out)
+    tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
+                       max_steps_per_epoch=max_steps)
+    config = {"checkpoint": str(checkpoint), "data": data_spec, "train": asdict(tcfg)}
+    if _same_config(out, config, "summary.json", "best.pt"):
+        return json.loads((out / "summary.json").read_text())
+    model, meta = load_checkpoint(checkpoint)
+    data = load_data(data_spec).restrict_to(meta["classes"])
+    if tuple(data.stats()) != tuple(meta["norm"]):
+        raise ValueError(f"{checkpoint}: its input normalisation {meta['norm']} differs from {data_spec!r}'s")
+    out.mkdir(parents=True, exist_ok=True)
+    summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True)
+    xv, yv = data.val.tensors(*meta["norm"])
+    start_val = accuracy(predict(model, xv, batch_size=4), yv)
+    if start_val >= summary["val_acc"]:                   # fine-tuning never beat its starting point
+        xt, yt = data.test.tensors(*meta["norm"])
+        save_checkpoint(out / "best.pt", model, {k: meta[k] for k in ("classes", "norm", "data") if k in meta},
+                        epoch=0, val_acc=start_val)
+        summary.update(best_epoch=0, val_acc=start_val, test_acc=accuracy(predict(model, xt, batch_size=4), yt))
+    atomic_write_json(out / "summary.json", summary)
+    (out / "last.pt").unlink(missing_ok=True)
+    atomic_write_json(out / "config.json", config)
+    return summary

@@ -13,6 +13,7 @@ under ``torchrun`` (DistributedDataParallel, gloo on CPU): rank 0 writes.
 """
 from __future__ import annotations
 
+import copy
 import io
 import math
 import time
@@ -107,6 +108,10 @@ def load_checkpoint(path: str | Path) -> tuple[SEdgeModel, dict]:
         raise ValueError(f"checkpoint {path}: not a sedge checkpoint (no model_cfg/state_dict)")
     cfg = ModelConfig.from_dict(blob["model_cfg"])
     model = build_model(cfg)
+    for i, layer in enumerate(model.layers):             # matched-DC reduced layers carry a feed-through D
+        D = blob["state_dict"].get(f"layers.{i}.feedthrough")
+        if D is not None:
+            layer.feedthrough = torch.nn.Parameter(torch.zeros_like(D))
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
@@ -128,12 +133,20 @@ def _write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 
 def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: str | Path,
-          data_spec: str = "", progress: bool = True) -> dict:
-    """Train, select on validation, test once; returns the run summary (also ``summary.json``)."""
+          data_spec: str = "", progress: bool = True, init: SEdgeModel | None = None,
+          freeze_norm: bool = False) -> dict:
+    """Train, select on validation, test once; returns the run summary (also ``summary.json``).
+
+    ``init``: start from (a copy of) this model instead of a fresh one — fine-tuning, e.g. of a
+    pruned model; ``model_cfg`` must then be ``init.cfg``. ``freeze_norm`` keeps every BatchNorm in
+    eval mode (running statistics fixed): a reduced layer has its BN folded into B and b and an
+    identity BN, which batch statistics would undo."""
     run_dir = Path(run_dir)
     rank, world = _dist_info()
     torch.manual_seed(cfg.seed)
-    model = build_model(model_cfg, seed=cfg.seed)
+    if init is not None and init.cfg.to_dict() != model_cfg.to_dict():
+        raise ValueError("train(init=...): model_cfg must be init.cfg")
+    model = copy.deepcopy(init).train() if init is not None else build_model(model_cfg, seed=cfg.seed)
     mean, std = data.stats()
     x_train, y_train = data.train.tensors(mean, std)
     x_val, y_val = data.val.tensors(mean, std)
@@ -165,6 +178,10 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
         model.train()
+        if freeze_norm:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         order = torch.randperm(len(x_train), generator=g)
         order = order[rank::world]                       # each rank its own shard, same length ± 1

@@ -102,3 +102,74 @@ def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
     assert summary["params_after"] <= summary["params_before"]
     assert summary["val_acc_before"] - summary["val_acc_after"] <= 5 + 1e-9
     assert (tmp_path / "p" / "steps.csv").read_text().startswith("step,layer,states")
+
+
+def test_memo_and_stored_inputs_do_not_change_the_search(trained):
+    model, x, y = trained
+    plain = prune(model, x, y, budget_pp=5.0, progress=False, cache_gb=0.0)
+    memo: dict = {}
+    stored = prune(model, x, y, budget_pp=5.0, progress=False, cache_gb=8.0, memo=memo)
+    assert [s.states for s in stored.steps] == [s.states for s in plain.steps]
+    assert [s.val_acc for s in stored.steps] == pytest.approx([s.val_acc for s in plain.steps])
+    assert stored.evaluated == len(memo) > 1
+    again = prune(model, x, y, budget_pp=5.0, progress=False, memo=memo)         # everything known
+    assert again.evaluated == 0 and [s.states for s in again.steps] == [s.states for s in plain.steps]
+    tighter = prune(model, x, y, budget_pp=0.0, progress=False, memo=memo)       # another budget reuses it
+    assert tighter.evaluated < plain.evaluated
+
+
+def test_step_fraction_sets_the_move_size(trained):
+    model, x, y = trained
+    res = prune(model, x, y, budget_pp=100.0, step_fraction=0.5, progress=False)
+    moved = [a.states[s.layer] - s.states[s.layer] for a, s in zip(res.steps, res.steps[1:])]
+    assert moved and all(m >= 2 for m in moved)                   # P = 4 per layer: moves of 2 states
+    with pytest.raises(ReductionError, match="step_fraction"):
+        prune(model, x, y, step_fraction=1.5)
+
+
+def test_finetune_cli_starts_from_the_pruned_model_and_never_ends_worse(trained, tmp_path, monkeypatch):
+    import json
+    import numpy as np
+    import soundfile as sf
+    from sedge.cli import main as cli_main
+    from sedge.data import load_data
+    from sedge.train import save_checkpoint
+    model, x, y = trained
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(1)
+    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
+        (tmp_path / "d" / lab).mkdir(parents=True)
+        for s in range(30):
+            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    spec = f"folder:{tmp_path / 'd'}"
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": load_data(spec).stats()})
+    assert cli_main(["prune", "--checkpoint", str(ckpt), "--data", spec, "--budget", "100", "--out",
+                     str(tmp_path / "p")]) == 0
+    pruned = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert cli_main(["finetune", "--checkpoint", str(tmp_path / "p" / "pruned.pt"), "--data", spec, "--epochs", "2",
+                     "--lr", "0.01", "--batch-size", "8", "--out", str(tmp_path / "f")]) == 0
+    tuned = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert 100 * tuned["val_acc"] >= pruned["val_acc_after"] - 1e-6        # the start competes as epoch 0
+    best, _ = load_checkpoint(tmp_path / "f" / "best.pt")
+    assert [l.P for l in best.layers] == pruned["states_after"]            # same reduced architecture
+    # a wrong normalisation is refused rather than silently fine-tuned
+    save_checkpoint(tmp_path / "bad.pt", copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": (5.0, 1.0)})
+    assert cli_main(["finetune", "--checkpoint", str(tmp_path / "bad.pt"), "--data", spec, "--out",
+                     str(tmp_path / "g")]) == 2
+
+
+def test_layer_sensitivity_matches_swapping_one_layer_and_feeds_the_search(trained):
+    from sedge.pruning import layer_sensitivity, memo_key
+    model, x, y = trained
+    memo: dict = {}
+    rows = layer_sensitivity(model, x, y, [0.5, 1.0], memo=memo, progress=False)
+    assert len(rows) == 2 * len(model.layers)
+    r = next(r for r in rows if r["layer"] == 1 and r["fraction"] == 0.5)
+    swapped = copy.deepcopy(model)
+    swapped.layers[1] = reduce_layer(model.layers[1], 2 * r["requested"]).eval()
+    with torch.no_grad():
+        assert r["val_acc"] == pytest.approx(100 * float((swapped(x).argmax(1) == y).float().mean()))
+    assert all(r["val_acc"] == memo[memo_key("truncate", [4, 4])] for r in rows if r["fraction"] == 1.0)
+    res = prune(model, x, y, budget_pp=100.0, step_fraction=0.5, memo=memo, progress=False)
+    assert res.evaluated < len(memo)          # the first round's candidates were already known
