@@ -108,6 +108,11 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     return summary
 
 
+def memo_path(run_dir: str | Path, method: str = "truncate", max_val: int | None = None) -> Path:
+    """Where a run's pruning evaluations (configuration → validation accuracy) are kept."""
+    return Path(run_dir) / "prune" / f"memo_{method}_v{max_val or 'all'}.json"
+
+
 def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
                step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
                progress: bool = True) -> dict:
@@ -117,7 +122,7 @@ def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objecti
     name = f"{objective}_{method}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
     summary = prune_checkpoint(run_dir / "best.pt", data_spec, run_dir / "prune" / name, budget_pp=budget_pp,
                                objective=objective, step=step, step_fraction=step_fraction, method=method,
-                               max_val=max_val, memo_file=run_dir / "prune" / f"memo_{method}_v{max_val or 'all'}.json",
+                               max_val=max_val, memo_file=memo_path(run_dir, method, max_val),
                                progress=progress)
     return {**summary, "prune_dir": str(run_dir / "prune" / name)}
 

@@ -98,7 +98,7 @@ for tag, ds in datasets.items():
 
 runs = {}
 for tag, ds in available.items():
-    for m in models:
+    for m in ds.get("models", models):          # a dataset may train fewer models than the list
         runs[tag, m] = trained_run(m, ds["spec"], tag, run_root, epochs=ds["epochs"], lr=lr, batch_size=batch_size,
                                    max_steps=ds["max_steps"], warmup_steps=warmup_steps, progress=False)
 """),
@@ -120,7 +120,7 @@ results
 ("code", """
 fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.8), squeeze=False)
 for ax, tag in zip(axes[0], available):
-    for m in models:
+    for m in [m for t, m in runs if t == tag]:
         hist = load_run(runs[tag, m]["run_dir"])[2]
         ep = [h["epoch"] for h in hist]
         ax.plot(ep, [100 * h["val_acc"] for h in hist], "-o", label=f"{m} validation")
@@ -282,6 +282,395 @@ for (tag, m), model in sorted(models_loaded.items()):
 """),
 ]
 
-for name, cells in (("01_training", TRAINING), ("02_step_scale", STEP)):
+
+TRUNCATION = [
+("markdown", """
+# Balanced truncation of S-Edge layers
+
+Every S-Edge layer is, between its BatchNorm and its LeakyReLU, a linear time-invariant system.
+With the BatchNorm folded into B and b and the bias as a constant extra input, its *sample-time
+continuous* form is (SPEC §7)
+
+$$\\dot x = A x + B_c \\begin{bmatrix} u \\\\ 1 \\end{bmatrix},\\qquad y = \\operatorname{Re}(C x),
+\\qquad A = \\operatorname{diag}(\\Delta \\odot \\Lambda),\\quad B_c = \\Delta \\odot [B \\mid b],$$
+
+whose zero-order hold at unit sample time is exactly the layer's recurrence — so the reduction
+does not depend on the step scale. Writing x = x_r + i x_i gives a real system of order 2P.
+Balanced truncation (python-control `balred`, continuous time, slycot) changes coordinates so that
+the controllability and observability Gramians are equal and diagonal,
+W_c = W_o = diag(σ₁ ≥ σ₂ ≥ …), the **Hankel singular values**, and keeps the first k states. The
+reduced system is stable and obeys the a-priori bound
+
+$$\\lVert G - G_k \\rVert_\\infty \\le 2 \\sum_{i > k} \\sigma_i .$$
+
+The reduced A is diagonalised again so the result is a plain S-Edge layer: one state per conjugate
+pair with its C column doubled, real eigenvalues counted honestly (two equal real poles share one
+complex state). This chapter looks at what that does to the trained layers of the training chapter.
+"""),
+("params", """
+run_root = "runs/ci"
+datasets = {"synthetic": {"spec": "synthetic:n_speakers=10,words=yes+no+up+down,snr_db=10", "models": ["tiny"]}}
+fractions = [0.5, 1.0]          # kept fraction of each layer's states in the accuracy sweep
+max_val = 16                    # validation clips for the sweep (null: all, shared with the pruning search)
+"""),
+("code", """
+import json
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from sedge.data import load_data
+from sedge.experiments import load_run, memo_path, run_dir_for
+from sedge.interpret import frequency_response
+from sedge.paths import MINI_SPEECH_COMMANDS, atomic_write_json
+from sedge.pruning import layer_sensitivity
+from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
+
+torch.set_num_threads(2)
+print(json.dumps(dict(run_root=run_root, datasets=datasets, fractions=fractions, max_val=max_val), indent=1))
+loaded = {}
+for tag, ds in datasets.items():
+    if ds["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
+        print(f"skipping {tag}: {MINI_SPEECH_COMMANDS} not found")
+        continue
+    for m in ds["models"]:
+        run_dir = run_dir_for(run_root, tag, m)
+        loaded[tag, m] = (run_dir, *load_run(run_dir)[:2])
+"""),
+("markdown", """
+## Hankel singular value decay
+
+σ_i/σ₁ per layer (the real realisation has 2P values). A fast decay means a few balanced states
+carry the layer's input–output behaviour; the table gives how many real states hold 99 % and
+99.9 % of Σσ.
+"""),
+("code", """
+rows = []
+for (tag, m), (run_dir, model, meta) in loaded.items():
+    L = len(model.layers)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for i, layer in enumerate(model.layers):
+        hsv = hankel_singular_values(layer_system(layer))
+        ax.semilogy(np.arange(1, len(hsv) + 1), hsv / hsv[0], ".-", ms=3, label=f"layer {i + 1} (2P={len(hsv)})")
+        share = np.cumsum(hsv) / hsv.sum()
+        rows.append({"data": tag, "model": m, "layer": i + 1, "2P": len(hsv),
+                     "states for 99 % Σσ": int(np.searchsorted(share, 0.99) + 1),
+                     "states for 99.9 % Σσ": int(np.searchsorted(share, 0.999) + 1)})
+    ax.set(title=f"{m} on {tag}", xlabel="index i", ylabel="σ_i / σ_1")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+pd.DataFrame(rows)
+"""),
+("markdown", """
+## The error bound against the measured error
+
+For every layer, ‖G − G_k‖∞ measured on a dense frequency grid (max over ω of the largest singular
+value of the difference) next to 2·Σ_{i>k} σ_i. The measured error must stay under the bound
+(the tests check this on constructed layers; here it is checked on the trained ones).
+"""),
+("code", """
+err_rows = []
+for (tag, m), (run_dir, model, meta) in loaded.items():
+    L = len(model.layers)
+    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3), squeeze=False)
+    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+        orders = sorted({max(1, int(round(f * 2 * layer.P))) for f in np.linspace(0.05, 1, 12)})
+        errs = truncation_errors(layer, orders)
+        ax.semilogy([e["order"] for e in errs], [e["bound"] + 1e-16 for e in errs], "k--", label="2Σσ bound")
+        ax.semilogy([e["order"] for e in errs], [e["measured"] + 1e-16 for e in errs], "o-", ms=3, label="measured")
+        ax.set(title=f"layer {i + 1}", xlabel="kept real order k")
+        err_rows += [{"data": tag, "model": m, "layer": i + 1, **e} for e in errs]
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{m} on {tag}: ‖G − G_k‖∞")
+    fig.tight_layout()
+errors = pd.DataFrame(err_rows)
+violations = errors[errors.measured > errors.bound * (1 + 1e-6) + 1e-9]
+print(f"{len(errors)} truncations, {len(violations)} above the bound")
+assert violations.empty
+"""),
+("markdown", """
+## Accuracy against kept order, one layer at a time
+
+Validation accuracy when a single layer is truncated to ⌈f·P⌉ complex states and every other layer
+is left alone. This is the layer's individual sensitivity; the iterative pruning of the next chapter
+combines layers greedily. The evaluations are stored with the run and reused by that search.
+"""),
+("code", """
+sens_rows = []
+for (tag, m), (run_dir, model, meta) in loaded.items():
+    data = load_data(datasets[tag]["spec"]).restrict_to(meta["classes"])
+    xv, yv = data.val.tensors(*meta["norm"])
+    if max_val:
+        xv, yv = xv[:max_val], yv[:max_val]
+    path = memo_path(run_dir, "truncate", max_val)
+    memo = json.loads(path.read_text()) if path.exists() else {}
+    rows = layer_sensitivity(model, xv, yv, fractions, memo=memo, progress=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, memo)
+    sens_rows += [{"data": tag, "model": m, **r} for r in rows]
+sens = pd.DataFrame(sens_rows)
+keys = list(loaded)
+fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+for ax, (tag, m) in zip(axes[0], keys):
+    sub = sens[(sens.data == tag) & (sens.model == m)]
+    for layer, g in sub.groupby("layer"):
+        ax.plot(g["fraction"], g["val_acc"], "o-", ms=3, label=f"layer {layer + 1}")
+    full = sub[sub.fraction == 1.0]["val_acc"]
+    if len(full):
+        ax.axhline(full.iloc[0] - 0.5, color="k", ls=":", lw=0.8, label="unpruned − 0.5 pp")
+    ax.set(title=f"{m} on {tag}", xlabel="kept fraction of states", ylabel="validation accuracy %")
+    ax.legend(fontsize=7)
+fig.tight_layout()
+"""),
+("markdown", """
+## Poles before and after
+
+The discrete poles Λ̄ of each layer (dots) and of the same layer truncated to half its real order
+(crosses). Balanced truncation keeps the poles that matter for the input–output map — often not
+simply the slowest ones.
+"""),
+("code", """
+t = np.linspace(0, 2 * np.pi, 200)
+for (tag, m), (run_dir, model, meta) in loaded.items():
+    L = len(model.layers)
+    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3.2), squeeze=False)
+    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+        half = reduce_layer(layer, max(1, layer.P))
+        with torch.no_grad():
+            before, after = layer.discretise()[0].numpy(), half.discretise()[0].numpy()
+        ax.plot(np.cos(t), np.sin(t), "k-", lw=0.5)
+        ax.plot(before.real, before.imag, ".", ms=5, label=f"P={layer.P}")
+        ax.plot(after.real, after.imag, "x", ms=5, label=f"truncated, P={half.P}")
+        ax.set(title=f"layer {i + 1}", aspect="equal", xlim=(-1.1, 1.1), ylim=(-1.1, 1.1))
+        ax.legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"{m} on {tag}: poles Λ̄ before and after truncation to half order")
+    fig.tight_layout()
+"""),
+("markdown", """
+## What truncation does to a transfer function
+
+The first layer filters the raw waveform. Its gain from the input to a few output channels, at full
+order and truncated to 1/2 and 1/4 of its real order: truncation keeps the bands carrying most
+Hankel energy and flattens the rest.
+"""),
+("code", """
+for (tag, m), (run_dir, model, meta) in loaded.items():
+    layer = model.layers[0]
+    versions = {"full": layer, "1/2": reduce_layer(layer, max(1, layer.P)), "1/4": reduce_layer(layer, max(1, layer.P // 2))}
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3), sharey=True)
+    for o, ax in enumerate(axes):
+        for label, lay in versions.items():
+            f, G = frequency_response(lay, n=512)
+            ax.semilogy(f, np.abs(G[:, o, 0]) + 1e-12, lw=0.9, label=f"{label} (P={lay.P})")
+        ax.set(title=f"output {o}", xlabel="Hz")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{m} on {tag}: layer 1 |G|")
+    fig.tight_layout()
+"""),
+]
+
+PRUNING = [
+("markdown", """
+# Iterative pruning under an accuracy budget
+
+The EUSIPCO 2025 paper prunes S-Edge models layer by layer with balanced truncation and no
+retraining, allowing 0.5 accuracy points of loss. Our search (SPEC §8, `sedge.pruning.prune`):
+every round tries, for every layer that is not frozen, its *original* balanced realisation
+truncated by one move (⌈step_fraction·P_ℓ⌉ complex states); all candidates are scored on the
+validation split; the one with the best saving per accuracy point lost is accepted while the drop
+from the unpruned model stays within the budget; a layer whose next move breaks the budget is
+frozen. The test split is evaluated once, for the final model. The same stage runs from the
+command line: `sedge prune --checkpoint RUN/best.pt --data SPEC --budget 0.5 --out DIR`.
+"""),
+("params", """
+run_root = "runs/ci"
+datasets = {"synthetic": {"spec": "synthetic:n_speakers=10,words=yes+no+up+down,snr_db=10", "models": ["tiny"]}}
+budgets = [0.5, 2.0]            # accuracy points; 0.5 is the paper's
+step_fraction = 0.25            # move size: ⌈step_fraction · P_ℓ⌉ complex states (at least 1)
+max_val = 16                    # validation clips for the search (null: all)
+finetune = {"budgets": [2.0], "epochs": 1, "max_steps": 2, "lr": 0.001, "batch_size": 8}
+max_step_scales = 3             # step-scale lists tried on the pruned model (null: all candidates)
+"""),
+("code", """
+import json
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from sedge.config import PAPER_PARAMS
+from sedge.cost import cost_report
+from sedge.data import load_data
+from sedge.experiments import finetuned_run, load_run, pruned_run, run_dir_for
+from sedge.interpret import step_scale_candidates
+from sedge.pareto import pareto_mask
+from sedge.paths import MINI_SPEECH_COMMANDS
+from sedge.train import accuracy, load_checkpoint, predict
+
+torch.set_num_threads(2)
+print(json.dumps(dict(run_root=run_root, datasets=datasets, budgets=budgets, step_fraction=step_fraction,
+                      max_val=max_val, finetune=finetune, max_step_scales=max_step_scales), indent=1))
+available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+searches = {}
+for tag, ds in available.items():
+    for m in ds["models"]:
+        for b in sorted(budgets):                      # small budgets first: larger ones reuse their evaluations
+            searches[tag, m, b] = pruned_run(run_dir_for(run_root, tag, m), ds["spec"], budget_pp=b,
+                                             step_fraction=step_fraction, max_val=max_val, progress=False)
+rows = []
+for (tag, m, b), s in searches.items():
+    rows.append({"data": tag, "model": m, "budget pp": b, "states": s["states_after"],
+                 "params": s["params_after"], "Δparams %": 100 * (s["params_after"] / s["params_before"] - 1),
+                 "ΔMACs %": 100 * (s["macs_after"] / s["macs_before"] - 1),
+                 "val before": s["val_acc_before"], "val after": s["val_acc_after"],
+                 "test before": s["test_acc_before"], "test after": s["test_acc_after"],
+                 "search s": s["search_seconds"], "configs evaluated": s["configurations_evaluated"],
+                 "val clips": s["n_val"]})
+table = pd.DataFrame(rows)
+table.round(2)
+"""),
+("markdown", """
+## Trajectories
+
+Parameters (paper formula) against validation accuracy along the accepted steps of the search with
+the largest budget; each smaller budget stops earlier (its final point is marked). The grey band is
+the 0.5-point budget below the unpruned model.
+"""),
+("code", """
+keys = sorted({(t, m) for t, m, _ in searches})
+fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.5), squeeze=False)
+for ax, (tag, m) in zip(axes[0], keys):
+    big = searches[tag, m, max(budgets)]
+    steps = pd.DataFrame(big["steps"])
+    ax.plot(steps["params"], steps["val_acc"], "-", color="0.6", lw=0.8)
+    for b in sorted(budgets):
+        s = searches[tag, m, b]
+        ax.plot(s["params_after"], s["val_acc_after"], "o", label=f"{b} pp: val")
+        ax.plot(s["params_after"], s["test_acc_after"], "x", color=ax.lines[-1].get_color(), label=f"{b} pp: test")
+    ax.axhspan(big["val_acc_before"] - 0.5, big["val_acc_before"], color="0.9")
+    ax.plot(big["params_before"], big["test_acc_before"], "k+", ms=10, label="unpruned test")
+    ax.set(title=f"{m} on {tag}", xlabel="parameters (paper formula)", ylabel="accuracy %")
+    ax.legend(fontsize=6)
+fig.tight_layout()
+"""),
+("markdown", """
+## At the paper's budget, next to the paper
+
+The paper reports −36.1 % parameters for its largest model and −5.8 % for its smallest at ≤ 0.5 pp
+loss on Speech Commands (35 words, fully trained models). Ours are briefly trained models on
+other data, so the comparison is one of magnitude: a less converged model can have more or less
+redundancy to give away. The validation accuracy granularity is 100/n_val points per clip.
+"""),
+("code", """
+paper = {"full": -36.1, "tiny": -5.8}
+at = table[table["budget pp"] == 0.5].copy() if 0.5 in budgets else table.copy()
+at["paper Δparams %"] = at["model"].map(paper)
+at["val drop pp"] = at["val before"] - at["val after"]
+at["test drop pp"] = at["test before"] - at["test after"]
+at[["data", "model", "budget pp", "states", "params", "Δparams %", "ΔMACs %", "val drop pp", "test drop pp",
+    "paper Δparams %", "search s", "val clips"]].round(2)
+"""),
+("markdown", """
+## Budget sweep
+"""),
+("code", """
+fig, ax = plt.subplots(figsize=(5.5, 3.6))
+for (tag, m), g in table.groupby(["data", "model"]):
+    ax.plot(g["budget pp"], -g["Δparams %"], "o-", label=f"{m} on {tag}")
+ax.set(xscale="log", xlabel="budget (validation accuracy points)", ylabel="parameters removed %")
+ax.legend(fontsize=7)
+fig.tight_layout()
+table.pivot_table(index=["data", "model"], columns="budget pp", values="Δparams %").round(1)
+"""),
+("markdown", """
+## With a little retraining
+
+A separate, clearly labelled column: the pruned model is fine-tuned briefly (the training recipe at
+a small learning rate, BatchNorm frozen because reduced layers carry it folded into B and b; the
+pruned model itself competes as epoch 0; selection on validation, test once). The question is how
+much further the budget goes when some retraining is allowed: the last column says whether the
+fine-tuned model is back within 0.5 points of the unpruned one on validation.
+"""),
+("code", """
+ft_rows = []
+for (tag, m, b), s in searches.items():
+    if b not in finetune["budgets"]:
+        continue
+    out = run_dir_for(run_root, tag, m) / "prune" / (s["prune_dir"].split("/")[-1] + "_finetune")
+    f = finetuned_run(s["prune_dir"] + "/pruned.pt", available[tag]["spec"], out, epochs=finetune["epochs"],
+                      max_steps=finetune["max_steps"], lr=finetune["lr"], batch_size=finetune["batch_size"],
+                      progress=False)
+    ft_rows.append({"data": tag, "model": m, "budget pp": b, "Δparams %": 100 * (s["params_after"] / s["params_before"] - 1),
+                    "val unpruned": s["val_acc_before"], "val pruned": s["val_acc_after"],
+                    "val fine-tuned": 100 * f["val_acc"], "test unpruned": s["test_acc_before"],
+                    "test pruned": s["test_acc_after"], "test fine-tuned": 100 * f["test_acc"],
+                    "best epoch": f["best_epoch"],
+                    "within 0.5 pp after fine-tuning": 100 * f["val_acc"] >= s["val_acc_before"] - 0.5})
+finetuned = pd.DataFrame(ft_rows)
+finetuned.round(2)
+"""),
+("markdown", """
+## Pruning and step scale together
+
+Prune first (at 0.5 points, or the smallest budget), then sweep step-scale lists on both the
+unpruned and the pruned model: accuracy against MACs per input sample. The front is chosen on
+validation accuracy; the test accuracy of the front's points is computed once, for those points.
+"""),
+("code", """
+b0 = 0.5 if 0.5 in budgets else min(budgets)
+pts = []
+for tag, ds in available.items():
+    data = load_data(ds["spec"])
+    for m in ds["models"]:
+        base, meta, _ = load_run(run_dir_for(run_root, tag, m))
+        pruned, _ = load_checkpoint(searches[tag, m, b0]["prune_dir"] + "/pruned.pt")
+        d = data.restrict_to(meta["classes"])
+        xv, yv = d.val.tensors(*meta["norm"])
+        if max_val:
+            xv, yv = xv[:max_val], yv[:max_val]
+        cands = step_scale_candidates(len(base.layers))[:max_step_scales or None]
+        for kind, model in (("unpruned", base), (f"pruned {b0} pp", pruned)):
+            for sc in cands:
+                model.set_step_scale(sc)
+                pts.append({"data": tag, "model": m, "kind": kind, "step scale": str(sc), "scale": sc,
+                            "kMAC/sample": cost_report(model)["macs_per_sample"] / 1e3,
+                            "val acc %": 100 * accuracy(predict(model, xv, batch_size=4), yv)})
+            model.set_step_scale([1] * len(model.layers))
+front = pd.DataFrame(pts)
+front["front"] = False
+for (tag, m), g in front.groupby(["data", "model"]):
+    front.loc[g.index, "front"] = pareto_mask(g["kMAC/sample"], g["val acc %"])
+test_acc = []
+for i, r in front.iterrows():                   # the test split, once, for the front's points only
+    if not r["front"]:
+        test_acc.append(np.nan)
+        continue
+    run_dir = run_dir_for(run_root, r["data"], r["model"])
+    model, meta = (load_run(run_dir)[:2] if r["kind"] == "unpruned"
+                   else load_checkpoint(searches[r["data"], r["model"], b0]["prune_dir"] + "/pruned.pt"))
+    d = load_data(available[r["data"]]["spec"]).restrict_to(meta["classes"])
+    xt, yt = d.test.tensors(*meta["norm"])
+    model.set_step_scale(r["scale"])
+    test_acc.append(100 * accuracy(predict(model, xt, batch_size=4), yt))
+front["test acc %"] = test_acc
+fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.5), squeeze=False)
+for ax, (tag, m) in zip(axes[0], keys):
+    g = front[(front.data == tag) & (front.model == m)]
+    for kind, h in g.groupby("kind"):
+        ax.plot(h["kMAC/sample"], h["val acc %"], "o" if kind == "unpruned" else "s", mfc="none", label=kind)
+    f = g[g.front].sort_values("kMAC/sample")
+    ax.step(f["kMAC/sample"], f["val acc %"], "k-", where="post", lw=0.8, label="front (val)")
+    ax.plot(f["kMAC/sample"], f["test acc %"], "k x", label="front: test")
+    ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
+    ax.legend(fontsize=6)
+fig.tight_layout()
+front[front.front].drop(columns=["scale", "front"]).round(2)
+"""),
+]
+
+
+for name, cells in (("01_training", TRAINING), ("02_step_scale", STEP), ("03_balanced_truncation", TRUNCATION),
+                   ("04_iterative_pruning", PRUNING)):
     (HERE / f"{name}.ipynb").write_text(json.dumps(nb(cells), indent=1) + "\n")
     print("wrote", name)
