@@ -30,43 +30,97 @@ def _arr(name: str, values: np.ndarray) -> str:
     return f"alignas(64) static const float {name}[{max(flat.size, 1)}] = {{{body}}};\n"
 
 
+BLOCK_ROWS = 128        # first-layer rows per block of the whole-clip path (keeps every buffer in L1/L2)
+
+_KERNELS = r"""
+// c[r][0:MB] += a[r][0:n] · w[0:n][0:MB] for R rows: R×MB accumulators stay in registers,
+// the m loop vectorises; the sum over p runs in order (no reassociation, no -ffast-math).
+template <int R, int MB>
+static inline void micro(int n, const float* __restrict a, int lda, const float* __restrict w, int ldw,
+                         float* __restrict c, int ldc) {
+    float acc[R][MB];
+    for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) acc[r][m] = c[r * ldc + m];
+    for (int p = 0; p < n; ++p) {
+        const float* wp = w + p * ldw;
+        for (int r = 0; r < R; ++r) {
+            const float ar = a[r * lda + p];
+            for (int m = 0; m < MB; ++m) acc[r][m] += ar * wp[m];
+        }
+    }
+    for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) c[r * ldc + m] = acc[r][m];
+}
+
+// C[k][0:M] += A[k][0:N] · W[N][M] for k < K; rows of A are lda floats apart, rows of C M apart.
+template <int N, int M>
+static inline void gemm(int K, const float* __restrict A, int lda, const float* __restrict W, float* __restrict C) {
+    constexpr int MB = 32, MF = (M / MB) * MB, MR = M - MF;
+    int k = 0;
+    for (; k + 4 <= K; k += 4) {
+        for (int m = 0; m < MF; m += MB) micro<4, MB>(N, A + k * lda, lda, W + m, M, C + k * M + m, M);
+        if constexpr (MR > 0) micro<4, MR>(N, A + k * lda, lda, W + MF, M, C + k * M + MF, M);
+    }
+    for (; k < K; ++k) {
+        for (int m = 0; m < MF; m += MB) micro<1, MB>(N, A + k * lda, lda, W + m, M, C + k * M + m, M);
+        if constexpr (MR > 0) micro<1, MR>(N, A + k * lda, lda, W + MF, M, C + k * M + MF, M);
+    }
+}
+"""
+
+
 def generate_cpp(d: dict, out_dir: str | Path) -> Path:
-    """Write the C++ project for export dict ``d`` into ``out_dir``; returns the folder."""
+    """Write the C++ project for export dict ``d`` into ``out_dir``; returns the folder.
+
+    Weights per layer (row-major): BW = [Re B̄ᵀ | Im B̄ᵀ] (d_in × 2P), bv = [Re b̄ | Im b̄],
+    CW = [Re Cᵀ; −Im Cᵀ] (2P × H), so that with x = [Re x | Im x]
+
+        v = u BW + bv,    x_k = Λ̄ x_{k−1} + v_k (complex),    y = c + x CW    (= Re(C x) + c).
+
+    The streaming path applies them one sample at a time; the whole-clip path cuts the clip into
+    blocks and turns the two projections into small dense matrix products (``gemm``), computing a
+    layer's output only at the rows the next layer consumes."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     L = len(d["layers"])
-    weights, layer_code = [], []
+    steps = [l["step"] for l in d["layers"]]
+    weights, layer_code, block_code = [], [], []
     state_sizes = []
+    s_last = steps[-1]
+    block = s_last * max(1, -(-BLOCK_ROWS * steps[0] // s_last))      # samples per block, a multiple of every s_ℓ
     for i, l in enumerate(d["layers"]):
         P, H, DIN = l["P"], l["H"], l["d_in"]
-        # Transposed layouts: every inner loop runs over independent outputs (states p or channels h),
-        # so -O3 vectorises it without reassociating a floating-point sum.
+        P2 = 2 * P
+        r_next = steps[i + 1] // steps[i] if i + 1 < L else 1
+        rows = block // steps[i]
         weights += [_arr(f"L{i}_lam_re", l["lam_bar"].real), _arr(f"L{i}_lam_im", l["lam_bar"].imag),
-                    _arr(f"L{i}_BT_re", l["B"].real.T), _arr(f"L{i}_BT_im", l["B"].imag.T),
-                    _arr(f"L{i}_b_re", l["b"].real), _arr(f"L{i}_b_im", l["b"].imag),
-                    _arr(f"L{i}_CT_re", l["C"].real.T), _arr(f"L{i}_CT_im", l["C"].imag.T), _arr(f"L{i}_c", l["c"])]
+                    _arr(f"L{i}_BW", np.concatenate([l["B"].real.T, l["B"].imag.T], axis=1)),
+                    _arr(f"L{i}_bv", np.concatenate([l["b"].real, l["b"].imag])),
+                    _arr(f"L{i}_CW", np.concatenate([l["C"].real.T, -l["C"].imag.T], axis=0)), _arr(f"L{i}_c", l["c"])]
         if l["skip"] is not None:
             weights.append(_arr(f"L{i}_skipT", l["skip"].T))
             skip = (f"for (int j = 0; j < {DIN}; ++j) {{ const float uj = u[j]; const float* w = L{i}_skipT + j * {H}; "
                     f"for (int h = 0; h < {H}; ++h) s[h] += w[h] * uj; }}")
+            skip_blk = f"gemm<{DIN}, {H}>(n_out, u, {r_next * DIN}, L{i}_skipT, S);"
         else:
             skip = (f"for (int h = 0; h < {H}; ++h) s[h] += u[0];" if DIN == 1
                     else f"for (int h = 0; h < {H}; ++h) s[h] += u[h];")
-        feed = ""
+            skip_blk = (f"for (int j = 0; j < n_out; ++j) for (int h = 0; h < {H}; ++h) "
+                        f"S[j * {H} + h] = u[j * {r_next * DIN} + {'0' if DIN == 1 else 'h'}];")
+        feed, feed_blk = "", ""
         if l["D"] is not None:
             weights.append(_arr(f"L{i}_DT", l["D"].T))
             feed = (f"for (int j = 0; j <= {DIN}; ++j) {{ const float uj = j < {DIN} ? u[j] : 1.0f; "
                     f"const float* w = L{i}_DT + j * {H}; for (int h = 0; h < {H}; ++h) y[h] += w[h] * uj; }}")
+            feed_blk = (f"for (int j = 0; j < n_out; ++j) for (int h = 0; h < {H}; ++h) Y[j * {H} + h] += L{i}_DT[{DIN * H} + h];\n"
+                        f"    gemm<{DIN}, {H}>(n_out, u, {r_next * DIN}, L{i}_DT, Y);")
         state_sizes.append((P, H))
         layer_code.append(f"""
 static inline void layer{i}(float* __restrict xr, float* __restrict xi, const float* __restrict u, float* __restrict out) {{
     alignas(64) float vr[{P}], vi[{P}], y[{H}], s[{H}];
-    for (int p = 0; p < {P}; ++p) {{ vr[p] = L{i}_b_re[p]; vi[p] = L{i}_b_im[p]; }}
+    for (int p = 0; p < {P}; ++p) {{ vr[p] = L{i}_bv[p]; vi[p] = L{i}_bv[{P} + p]; }}
     for (int j = 0; j < {DIN}; ++j) {{
         const float uj = u[j];
-        const float* br = L{i}_BT_re + j * {P};
-        const float* bi = L{i}_BT_im + j * {P};
-        for (int p = 0; p < {P}; ++p) {{ vr[p] += br[p] * uj; vi[p] += bi[p] * uj; }}
+        const float* br = L{i}_BW + j * {P2};
+        for (int p = 0; p < {P}; ++p) {{ vr[p] += br[p] * uj; vi[p] += br[{P} + p] * uj; }}
     }}
     for (int p = 0; p < {P}; ++p) {{                 // x ← Λ̄ x + B̄ u + b̄
         const float r = xr[p], m = xi[p];
@@ -76,16 +130,40 @@ static inline void layer{i}(float* __restrict xr, float* __restrict xi, const fl
     for (int h = 0; h < {H}; ++h) {{ y[h] = L{i}_c[h]; s[h] = 0.0f; }}
     for (int p = 0; p < {P}; ++p) {{                 // y = Re(C x) + c
         const float r = xr[p], m = xi[p];
-        const float* cr = L{i}_CT_re + p * {H};
-        const float* ci = L{i}_CT_im + p * {H};
-        for (int h = 0; h < {H}; ++h) y[h] += cr[h] * r - ci[h] * m;
+        const float* cr = L{i}_CW + p * {H};
+        const float* ci = L{i}_CW + ({P} + p) * {H};
+        for (int h = 0; h < {H}; ++h) y[h] += cr[h] * r + ci[h] * m;
     }}
     {feed}
     {skip}
     for (int h = 0; h < {H}; ++h) out[h] = (y[h] > 0.0f ? y[h] : {LEAKY_SLOPE:.9e}f * y[h]) + s[h];
 }}
 """)
-    steps = [l["step"] for l in d["layers"]]
+        block_code.append(f"""
+// Layer {i} over `rows` consecutive steps of a block (inputs u: rows × {DIN}); writes its output at every
+// {r_next}-th step (the rows layer {i + 1 if i + 1 < L else 'mean'} consumes) to out: ⌈rows/{r_next}⌉ × {H}.
+static void block{i}(int rows, const float* __restrict u, float* __restrict xr, float* __restrict xi,
+                     float* __restrict out) {{
+    alignas(64) float X[{rows} * {P2}], Y[{-(-rows // r_next)} * {H}], S[{-(-rows // r_next)} * {H}];
+    for (int k = 0; k < rows; ++k) for (int p = 0; p < {P2}; ++p) X[k * {P2} + p] = L{i}_bv[p];
+    gemm<{DIN}, {P2}>(rows, u, {DIN}, L{i}_BW, X);             // v = u BW + bv for every step
+    for (int k = 0; k < rows; ++k) {{                           // the recurrence, in place: X holds x_k
+        float* xk = X + k * {P2};
+        for (int p = 0; p < {P}; ++p) {{
+            const float r = xr[p], m = xi[p];
+            const float nr = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + xk[p];
+            const float ni = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + xk[{P} + p];
+            xr[p] = nr; xi[p] = ni; xk[p] = nr; xk[{P} + p] = ni;
+        }}
+    }}
+    const int n_out = (rows + {r_next - 1}) / {r_next};
+    for (int j = 0; j < n_out; ++j) for (int h = 0; h < {H}; ++h) {{ Y[j * {H} + h] = L{i}_c[h]; S[j * {H} + h] = 0.0f; }}
+    gemm<{P2}, {H}>(n_out, X, {r_next * P2}, L{i}_CW, Y);      // y = c + x CW at the consumed rows
+    {feed_blk}
+    {skip_blk}
+    for (int j = 0; j < n_out * {H}; ++j) out[j] = (Y[j] > 0.0f ? Y[j] : {LEAKY_SLOPE:.9e}f * Y[j]) + S[j];
+}}
+""")
     HL = d["layers"][-1]["H"]
     total_p = sum(p for p, _ in state_sizes)
     max_h = max(max(h for _, h in state_sizes), 1)
@@ -96,6 +174,12 @@ static inline void layer{i}(float* __restrict xr, float* __restrict xi, const fl
         dst = f"st->h[{i % 2}]" if i < L - 1 else "last"
         calls.append(f"    if (t % {steps[i]}) return;\n"
                      f"    layer{i}(st->xr + {offsets[i]}, st->xi + {offsets[i]}, {src}, {dst});")
+    bufs = "\n".join(f"    alignas(64) static thread_local float out{i}[{block // (steps[i + 1] if i + 1 < L else steps[i])} * {l['H']}];"
+                     for i, l in enumerate(d["layers"]))
+    blk_calls = []
+    for i in range(L):
+        src = "in0" if i == 0 else f"out{i - 1}"
+        blk_calls.append(f"        block{i}((len + {steps[i] - 1}) / {steps[i]}, {src}, xr + {offsets[i]}, xi + {offsets[i]}, out{i});")
     header = f"""// Generated by sedge: S-Edge model, {L} layers, step scale {steps}, {d['n_classes']} classes.
 #pragma once
 #include <cstddef>
@@ -111,7 +195,8 @@ void sedge_free(void* state);
 void sedge_reset(void* state);
 void sedge_push(void* state, float sample);             // one 16 kHz sample
 void sedge_logits(const void* state, float* logits);    // from the time mean so far
-void sedge_classify(const float* wave, int n, float* logits);  // whole clip
+void sedge_classify(const float* wave, int n, float* logits);         // whole clip, blocked (fast)
+void sedge_classify_stream(const float* wave, int n, float* logits);  // whole clip through sedge_push
 #ifdef __cplusplus
 }}
 #endif
@@ -125,11 +210,14 @@ void sedge_classify(const float* wave, int n, float* logits);  // whole clip
 namespace {{
 constexpr int N_CLASSES = {d['n_classes']};
 constexpr int CLIP_SAMPLES = {d['clip_samples']};
+constexpr int BLOCK = {block};                 // samples per block of the whole-clip path
 constexpr float IN_SCALE = {d['in_scale']:.9e}f, IN_SHIFT = {d['in_shift']:.9e}f;
 {''.join(weights)}
 {_arr('DEC_W', d['decoder_W'])}
 {_arr('DEC_b', d['decoder_b'])}
+{_KERNELS}
 {''.join(layer_code)}
+{''.join(block_code)}
 struct State {{
     alignas(64) float xr[{max(total_p, 1)}];
     alignas(64) float xi[{max(total_p, 1)}];
@@ -147,6 +235,15 @@ void step(State* st, float sample) {{
     for (int h = 0; h < {HL}; ++h) st->acc[h] += last[h];
     st->count += 1;
 }}
+
+void decode(const float* acc, long count, float* logits) {{
+    const float inv = count ? 1.0f / static_cast<float>(count) : 0.0f;
+    for (int k = 0; k < N_CLASSES; ++k) {{
+        float z = DEC_b[k];
+        for (int h = 0; h < {HL}; ++h) z += DEC_W[k * {HL} + h] * acc[h] * inv;
+        logits[k] = z;
+    }}
+}}
 }}  // namespace
 
 extern "C" {{
@@ -160,18 +257,29 @@ void sedge_free(void* s) {{ delete static_cast<State*>(s); }}
 void sedge_push(void* s, float sample) {{ step(static_cast<State*>(s), sample); }}
 void sedge_logits(const void* s, float* logits) {{
     const State* st = static_cast<const State*>(s);
-    const float inv = st->count ? 1.0f / static_cast<float>(st->count) : 0.0f;
-    for (int k = 0; k < N_CLASSES; ++k) {{
-        float z = DEC_b[k];
-        for (int h = 0; h < {HL}; ++h) z += DEC_W[k * {HL} + h] * st->acc[h] * inv;
-        logits[k] = z;
-    }}
+    decode(st->acc, st->count, logits);
 }}
-void sedge_classify(const float* wave, int n, float* logits) {{
+void sedge_classify_stream(const float* wave, int n, float* logits) {{
     State st;
     sedge_reset(&st);
     for (int i = 0; i < n; ++i) step(&st, wave[i]);
     sedge_logits(&st, logits);
+}}
+void sedge_classify(const float* wave, int n, float* logits) {{
+    alignas(64) float xr[{max(total_p, 1)}] = {{}}, xi[{max(total_p, 1)}] = {{}};
+    alignas(64) static thread_local float in0[BLOCK / {steps[0]}];
+{bufs}
+    alignas(64) float acc[{HL}] = {{}};
+    long count = 0;
+    for (int t0 = 0; t0 < n; t0 += BLOCK) {{
+        const int len = n - t0 < BLOCK ? n - t0 : BLOCK;
+        for (int k = 0; k * {steps[0]} < len; ++k) in0[k] = IN_SCALE * wave[t0 + k * {steps[0]}] + IN_SHIFT;
+{chr(10).join(blk_calls)}
+        const int rows = (len + {s_last - 1}) / {s_last};
+        for (int k = 0; k < rows; ++k) for (int h = 0; h < {HL}; ++h) acc[h] += out{L - 1}[k * {HL} + h];
+        count += rows;
+    }}
+    decode(acc, count, logits);
 }}
 }}
 """
@@ -235,19 +343,24 @@ class CppModel:
         self.lib.sedge_push.argtypes = [ctypes.c_void_p, ctypes.c_float]
         self.lib.sedge_logits.argtypes = [ctypes.c_void_p, f]
         self.lib.sedge_classify.argtypes = [f, ctypes.c_int, f]
+        self.lib.sedge_classify_stream.argtypes = [f, ctypes.c_int, f]
         self.lib.sedge_state_bytes.restype = ctypes.c_size_t
         self.lib.sedge_weight_bytes.restype = ctypes.c_size_t
         self.n_classes = self.lib.sedge_n_classes()
         self.state_bytes = int(self.lib.sedge_state_bytes())
         self.weight_bytes = int(self.lib.sedge_weight_bytes())
 
-    def classify(self, waves: np.ndarray) -> np.ndarray:
-        """Whole-clip logits for float waveforms (N, L) (raw, before normalisation)."""
+    def classify(self, waves: np.ndarray, path: str = "block") -> np.ndarray:
+        """Whole-clip logits for float waveforms (N, L) (raw, before normalisation), by the blocked
+        path (``"block"``) or sample by sample in C++ (``"stream"``)."""
+        if path not in ("block", "stream"):
+            raise ValueError(f"path must be 'block' or 'stream', got {path!r}")
+        fn = self.lib.sedge_classify if path == "block" else self.lib.sedge_classify_stream
         waves = np.ascontiguousarray(np.atleast_2d(waves), np.float32)
         out = np.zeros((len(waves), self.n_classes), np.float32)
         f = ctypes.POINTER(ctypes.c_float)
         for i, w in enumerate(waves):
-            self.lib.sedge_classify(w.ctypes.data_as(f), len(w), out[i].ctypes.data_as(f))
+            fn(w.ctypes.data_as(f), len(w), out[i].ctypes.data_as(f))
         return out
 
     def stream(self, wave: np.ndarray) -> np.ndarray:

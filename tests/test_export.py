@@ -73,7 +73,9 @@ def test_cpp_parity_with_numpy_and_pytorch(name, steps, tmp_path):
     with torch.no_grad():
         pt = m.set_step_scale(steps)((torch.from_numpy(x) - 0.001) / 0.1).numpy()
     assert np.abs(pt - out).max() <= 1e-4 * np.abs(pt).max()
-    assert np.array_equal(cpp.stream(x[0]), out[0])          # streaming == whole clip, bit for bit
+    streamed = cpp.classify(x, path="stream")
+    assert np.abs(streamed - out).max() <= 1e-5 * np.abs(out).max()   # blocked products ≈ per-sample loop
+    assert np.array_equal(cpp.stream(x[0]), streamed[0])              # push API == its whole-clip loop, bit for bit
     assert cpp.weight_bytes > 0 and cpp.state_bytes > 0
 
 
@@ -114,3 +116,20 @@ def test_export_cli(tmp_path, capsys):
     d = load_export(tmp_path / "out" / "export.npz")
     assert d["step_scale"] == [1, 9, 54] and d["classes"] == ["a", "b", "c"]
     assert (tmp_path / "out" / "sedge_classify").exists()
+
+
+def test_cpp_blocked_path_on_reduced_layers_and_odd_lengths(tmp_path):
+    m = model_with_stats()
+    m.layers[1] = reduce_layer(m.layers[1], 12)
+    m.layers[2] = reduce_layer(m.layers[2], 5, method="matchdc")           # odd order: a real mode, and D
+    m.cfg = type(m.cfg).from_dict({**m.cfg.to_dict(), "states": tuple(l.P for l in m.layers)})
+    x = real_clips(3)[:, :15_963]                                             # not a multiple of any block
+    d = export_dict(m, [1, 2, 6], norm=(0.001, 0.1))
+    assert d["layers"][2]["D"] is not None
+    cpp = CppModel(build_shared(generate_cpp(d, tmp_path / "cpp")))
+    ref = reference_logits(d, x.astype(np.float64))
+    for path in ("block", "stream"):
+        out = cpp.classify(x, path=path)
+        assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), path
+    with pytest.raises(ValueError, match="path"):
+        cpp.classify(x, path="fast")
