@@ -31,38 +31,56 @@ def _arr(name: str, values: np.ndarray) -> str:
 
 
 BLOCK_ROWS = 128        # first-layer rows per block of the whole-clip path (keeps every buffer in L1/L2)
+FUSE_INPUT = 4          # layers with d_in ≤ this compute u BW inside the recurrence instead of as a product
 
 _KERNELS = r"""
-// c[r][0:MB] += a[r][0:n] · w[0:n][0:MB] for R rows: R×MB accumulators stay in registers,
-// the m loop vectorises; the sum over p runs in order (no reassociation, no -ffast-math).
-template <int R, int MB>
-static inline void micro(int n, const float* __restrict a, int lda, const float* __restrict w, int ldw,
-                         float* __restrict c, int ldc) {
-    float acc[R][MB];
-    for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) acc[r][m] = c[r * ldc + m];
+// Dense products C += A·W with compile-time N (inner) and M (columns). GCC/Clang vector extensions
+// (8 floats; AVX2 registers, split in two on SSE) keep an RB × 16 block of C in registers while the
+// sum over p runs in order (no reassociation, no -ffast-math).
+typedef float v8 __attribute__((vector_size(32)));
+static inline v8 ld8(const float* p) { v8 v; __builtin_memcpy(&v, p, 32); return v; }
+static inline void st8(float* p, v8 v) { __builtin_memcpy(p, &v, 32); }
+
+template <int R, int NV>
+static inline void micro_v(int n, const float* __restrict a, int lda, const float* __restrict w, int ldw,
+                           float* __restrict c, int ldc) {
+    v8 acc[R][NV];
+    for (int r = 0; r < R; ++r) for (int v = 0; v < NV; ++v) acc[r][v] = ld8(c + r * ldc + 8 * v);
     for (int p = 0; p < n; ++p) {
-        const float* wp = w + p * ldw;
+        v8 wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = ld8(w + p * ldw + 8 * v);
         for (int r = 0; r < R; ++r) {
-            const float ar = a[r * lda + p];
-            for (int m = 0; m < MB; ++m) acc[r][m] += ar * wp[m];
+            const float s = a[r * lda + p];
+            const v8 ar = {s, s, s, s, s, s, s, s};
+            for (int v = 0; v < NV; ++v) acc[r][v] += ar * wv[v];
         }
     }
+    for (int r = 0; r < R; ++r) for (int v = 0; v < NV; ++v) st8(c + r * ldc + 8 * v, acc[r][v]);
+}
+
+template <int R, int MB>                      // the last MB < 8 columns, scalar
+static inline void micro_s(int n, const float* __restrict a, int lda, const float* __restrict w, int ldw,
+                           float* __restrict c, int ldc) {
+    float acc[R][MB];
+    for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) acc[r][m] = c[r * ldc + m];
+    for (int p = 0; p < n; ++p)
+        for (int r = 0; r < R; ++r) { const float ar = a[r * lda + p]; for (int m = 0; m < MB; ++m) acc[r][m] += ar * w[p * ldw + m]; }
     for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) c[r * ldc + m] = acc[r][m];
 }
 
 // C[k][0:M] += A[k][0:N] · W[N][M] for k < K; rows of A are lda floats apart, rows of C M apart.
+template <int N, int M, int R>
+static inline void gemm_rows(const float* __restrict A, int lda, const float* __restrict W, float* __restrict C) {
+    constexpr int MF = (M / 16) * 16, M8 = ((M - MF) / 8) * 8, MR = M - MF - M8;
+    for (int m = 0; m < MF; m += 16) micro_v<R, 2>(N, A, lda, W + m, M, C + m, M);
+    if constexpr (M8 > 0) micro_v<R, 1>(N, A, lda, W + MF, M, C + MF, M);
+    if constexpr (MR > 0) micro_s<R, MR>(N, A, lda, W + MF + M8, M, C + MF + M8, M);
+}
 template <int N, int M>
 static inline void gemm(int K, const float* __restrict A, int lda, const float* __restrict W, float* __restrict C) {
-    constexpr int MB = 32, MF = (M / MB) * MB, MR = M - MF;
     int k = 0;
-    for (; k + 4 <= K; k += 4) {
-        for (int m = 0; m < MF; m += MB) micro<4, MB>(N, A + k * lda, lda, W + m, M, C + k * M + m, M);
-        if constexpr (MR > 0) micro<4, MR>(N, A + k * lda, lda, W + MF, M, C + k * M + MF, M);
-    }
-    for (; k < K; ++k) {
-        for (int m = 0; m < MF; m += MB) micro<1, MB>(N, A + k * lda, lda, W + m, M, C + k * M + m, M);
-        if constexpr (MR > 0) micro<1, MR>(N, A + k * lda, lda, W + MF, M, C + k * M + MF, M);
-    }
+    for (; k + 6 <= K; k += 6) gemm_rows<N, M, 6>(A + k * lda, lda, W, C + k * M);
+    for (; k < K; ++k) gemm_rows<N, M, 1>(A + k * lda, lda, W, C + k * M);
 }
 """
 
@@ -113,20 +131,24 @@ def generate_cpp(d: dict, out_dir: str | Path) -> Path:
             feed_blk = (f"for (int j = 0; j < n_out; ++j) for (int h = 0; h < {H}; ++h) Y[j * {H} + h] += L{i}_DT[{DIN * H} + h];\n"
                         f"    gemm<{DIN}, {H}>(n_out, u, {r_next * DIN}, L{i}_DT, Y);")
         state_sizes.append((P, H))
+        fused = DIN <= FUSE_INPUT
+        v_step = (f"for (int p = 0; p < {P2}; ++p) v[p] = L{i}_bv[p];\n"
+                  f"        for (int j = 0; j < {DIN}; ++j) {{ const float uj = u[j]; const float* w = L{i}_BW + j * {P2}; "
+                  f"for (int p = 0; p < {P2}; ++p) v[p] += w[p] * uj; }}")
         layer_code.append(f"""
-static inline void layer{i}(float* __restrict xr, float* __restrict xi, const float* __restrict u, float* __restrict out) {{
-    alignas(64) float vr[{P}], vi[{P}], y[{H}], s[{H}];
-    for (int p = 0; p < {P}; ++p) {{ vr[p] = L{i}_bv[p]; vi[p] = L{i}_bv[{P} + p]; }}
-    for (int j = 0; j < {DIN}; ++j) {{
-        const float uj = u[j];
-        const float* br = L{i}_BW + j * {P2};
-        for (int p = 0; p < {P}; ++p) {{ vr[p] += br[p] * uj; vi[p] += br[{P} + p] * uj; }}
-    }}
-    for (int p = 0; p < {P}; ++p) {{                 // x ← Λ̄ x + B̄ u + b̄
+// Layer {i} one step at a time: the state update x ← Λ̄ x + u BW + bv, and the output (only when consumed).
+static inline void update{i}(float* __restrict xr, float* __restrict xi, const float* __restrict u) {{
+    alignas(64) float v[{P2}];
+    {v_step}
+    for (int p = 0; p < {P}; ++p) {{
         const float r = xr[p], m = xi[p];
-        xr[p] = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + vr[p];
-        xi[p] = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + vi[p];
+        xr[p] = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + v[p];
+        xi[p] = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + v[{P} + p];
     }}
+}}
+static inline void emit{i}(const float* __restrict xr, const float* __restrict xi, const float* __restrict u,
+                          float* __restrict out) {{
+    alignas(64) float y[{H}], s[{H}];
     for (int h = 0; h < {H}; ++h) {{ y[h] = L{i}_c[h]; s[h] = 0.0f; }}
     for (int p = 0; p < {P}; ++p) {{                 // y = Re(C x) + c
         const float r = xr[p], m = xi[p];
@@ -139,26 +161,39 @@ static inline void layer{i}(float* __restrict xr, float* __restrict xi, const fl
     for (int h = 0; h < {H}; ++h) out[h] = (y[h] > 0.0f ? y[h] : {LEAKY_SLOPE:.9e}f * y[h]) + s[h];
 }}
 """)
+        n_out = -(-rows // r_next)
+        v_in = (f"alignas(64) float v[{P2}];\n        const float* u_k = u + k * {DIN};\n"
+                f"        for (int p = 0; p < {P2}; ++p) v[p] = L{i}_bv[p];\n"
+                f"        for (int j = 0; j < {DIN}; ++j) {{ const float uj = u_k[j]; const float* w = L{i}_BW + j * {P2}; "
+                f"for (int p = 0; p < {P2}; ++p) v[p] += w[p] * uj; }}") if fused else f"const float* v = V + k * {P2};"
+        v_pre = "" if fused else (f"alignas(64) float V[{rows} * {P2}];\n"
+                                  f"    for (int k = 0; k < rows; ++k) for (int p = 0; p < {P2}; ++p) V[k * {P2} + p] = L{i}_bv[p];\n"
+                                  f"    gemm<{DIN}, {P2}>(rows, u, {DIN}, L{i}_BW, V);             // v = u BW + bv, every step")
         block_code.append(f"""
 // Layer {i} over `rows` consecutive steps of a block (inputs u: rows × {DIN}); writes its output at every
-// {r_next}-th step (the rows layer {i + 1 if i + 1 < L else 'mean'} consumes) to out: ⌈rows/{r_next}⌉ × {H}.
-static void block{i}(int rows, const float* __restrict u, float* __restrict xr, float* __restrict xi,
+// {r_next}-th step (the rows {'layer ' + str(i + 1) if i + 1 < L else 'the time mean'} consumes) to out: ⌈rows/{r_next}⌉ × {H}.
+static void block{i}(int rows, const float* __restrict u, float* __restrict x_re, float* __restrict x_im,
                      float* __restrict out) {{
-    alignas(64) float X[{rows} * {P2}], Y[{-(-rows // r_next)} * {H}], S[{-(-rows // r_next)} * {H}];
-    for (int k = 0; k < rows; ++k) for (int p = 0; p < {P2}; ++p) X[k * {P2} + p] = L{i}_bv[p];
-    gemm<{DIN}, {P2}>(rows, u, {DIN}, L{i}_BW, X);             // v = u BW + bv for every step
-    for (int k = 0; k < rows; ++k) {{                           // the recurrence, in place: X holds x_k
-        float* xk = X + k * {P2};
+    alignas(64) float X[{n_out} * {P2}], Y[{n_out} * {H}], S[{n_out} * {H}];
+    alignas(64) float xr[{P}], xi[{P}];
+    for (int p = 0; p < {P}; ++p) {{ xr[p] = x_re[p]; xi[p] = x_im[p]; }}
+    {v_pre}
+    for (int k = 0; k < rows; ++k) {{                           // the recurrence; keep x at consumed rows
+        {v_in}
         for (int p = 0; p < {P}; ++p) {{
             const float r = xr[p], m = xi[p];
-            const float nr = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + xk[p];
-            const float ni = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + xk[{P} + p];
-            xr[p] = nr; xi[p] = ni; xk[p] = nr; xk[{P} + p] = ni;
+            xr[p] = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + v[p];
+            xi[p] = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + v[{P} + p];
+        }}
+        if (k % {r_next} == 0) {{
+            float* xo = X + (k / {r_next}) * {P2};
+            for (int p = 0; p < {P}; ++p) {{ xo[p] = xr[p]; xo[{P} + p] = xi[p]; }}
         }}
     }}
+    for (int p = 0; p < {P}; ++p) {{ x_re[p] = xr[p]; x_im[p] = xi[p]; }}
     const int n_out = (rows + {r_next - 1}) / {r_next};
     for (int j = 0; j < n_out; ++j) for (int h = 0; h < {H}; ++h) {{ Y[j * {H} + h] = L{i}_c[h]; S[j * {H} + h] = 0.0f; }}
-    gemm<{P2}, {H}>(n_out, X, {r_next * P2}, L{i}_CW, Y);      // y = c + x CW at the consumed rows
+    gemm<{P2}, {H}>(n_out, X, {P2}, L{i}_CW, Y);               // y = c + x CW at the consumed rows
     {feed_blk}
     {skip_blk}
     for (int j = 0; j < n_out * {H}; ++j) out[j] = (Y[j] > 0.0f ? Y[j] : {LEAKY_SLOPE:.9e}f * Y[j]) + S[j];
@@ -170,11 +205,16 @@ static void block{i}(int rows, const float* __restrict u, float* __restrict xr, 
     offsets = np.cumsum([0] + [p for p, _ in state_sizes])
     calls = []
     for i in range(L):
-        src = "u0" if i == 0 else f"st->h[{(i - 1) % 2}]"
-        dst = f"st->h[{i % 2}]" if i < L - 1 else "last"
-        calls.append(f"    if (t % {steps[i]}) return;\n"
-                     f"    layer{i}(st->xr + {offsets[i]}, st->xi + {offsets[i]}, {src}, {dst});")
-    bufs = "\n".join(f"    alignas(64) static thread_local float out{i}[{block // (steps[i + 1] if i + 1 < L else steps[i])} * {l['H']}];"
+        src = "u0" if i == 0 else f"in{i}"
+        calls.append(f"    if (t % {steps[i]}) return;")
+        if i > 0:
+            prev = "u0" if i == 1 else f"in{i - 1}"
+            calls.append(f"    alignas(64) float in{i}[{d['layers'][i]['d_in']}];\n"
+                         f"    emit{i - 1}(st->xr + {offsets[i - 1]}, st->xi + {offsets[i - 1]}, {prev}, in{i});")
+        calls.append(f"    update{i}(st->xr + {offsets[i]}, st->xi + {offsets[i]}, {src});")
+    last_in = "u0" if L == 1 else f"in{L - 1}"
+    calls.append(f"    emit{L - 1}(st->xr + {offsets[L - 1]}, st->xi + {offsets[L - 1]}, {last_in}, last);")
+    bufs = "\n".join(f"    alignas(64) float out{i}[{block // (steps[i + 1] if i + 1 < L else steps[i])} * {l['H']}];"
                      for i, l in enumerate(d["layers"]))
     blk_calls = []
     for i in range(L):
@@ -221,7 +261,6 @@ constexpr float IN_SCALE = {d['in_scale']:.9e}f, IN_SHIFT = {d['in_shift']:.9e}f
 struct State {{
     alignas(64) float xr[{max(total_p, 1)}];
     alignas(64) float xi[{max(total_p, 1)}];
-    alignas(64) float h[2][{max_h}];
     alignas(64) float acc[{HL}];
     long t;
     long count;
@@ -267,7 +306,7 @@ void sedge_classify_stream(const float* wave, int n, float* logits) {{
 }}
 void sedge_classify(const float* wave, int n, float* logits) {{
     alignas(64) float xr[{max(total_p, 1)}] = {{}}, xi[{max(total_p, 1)}] = {{}};
-    alignas(64) static thread_local float in0[BLOCK / {steps[0]}];
+    alignas(64) float in0[BLOCK / {steps[0]}];
 {bufs}
     alignas(64) float acc[{HL}] = {{}};
     long count = 0;
