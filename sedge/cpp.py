@@ -201,7 +201,6 @@ static void block{i}(int rows, const float* __restrict u, float* __restrict x_re
 """)
     HL = d["layers"][-1]["H"]
     total_p = sum(p for p, _ in state_sizes)
-    max_h = max(max(h for _, h in state_sizes), 1)
     offsets = np.cumsum([0] + [p for p, _ in state_sizes])
     calls = []
     for i in range(L):

@@ -39,12 +39,14 @@ def export_dict(model, step_scale: list[int] | None = None, norm: tuple[float, f
         model.set_step_scale(step_scale)
     layers = []
     for layer in model.layers:
-        lam_bar, B_bar, b_bar = (t.to(torch.complex128).numpy() for t in layer.discretise())
+        lam_bar, B_bar, b_bar = (t.to(torch.complex128) for t in layer.discretise())
+        B_fold, b_fold = (t.numpy() for t in layer.fold_norm(B_bar, b_bar))
+        lam_bar = lam_bar.numpy()
         scale, shift = (t.double().numpy() for t in layer.norm_affine())
         entry = {
             "P": layer.P, "H": layer.H, "d_in": layer.d_in,
             "decimate": int(layer.decimate), "step": int(layer.delta_scale),
-            "lam_bar": lam_bar, "B": B_bar * scale[None, :], "b": b_bar + B_bar @ shift,
+            "lam_bar": lam_bar, "B": B_fold, "b": b_fold,
             "C": layer.output_matrix().to(torch.complex128).numpy(),
             "c": layer.c_re.double().numpy(),
             "skip": None if layer.skip is None else layer.skip.weight.double().numpy(),

@@ -93,6 +93,14 @@ class SEdgeLayer(nn.Module):
         scale = n.weight / torch.sqrt(n.running_var + n.eps)
         return scale, n.bias - n.running_mean * scale
 
+    @torch.no_grad()
+    def fold_norm(self, B: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Fold eval-mode BN into an input map: B z + b with z = scale ⊙ u + shift equals
+        B' u + b' with B' = B·diag(scale), b' = b + B·shift (used by the reduction and the export)."""
+        scale, shift = self.norm_affine()
+        scale, shift = scale.to(B.real.dtype), shift.to(B.real.dtype)
+        return B * scale[None, :], b + B @ shift.to(B.dtype)
+
     # ---- forward paths --------------------------------------------------------------
     def _skip(self, u: torch.Tensor) -> torch.Tensor:
         return self.skip(u) if self.skip is not None else u

@@ -14,8 +14,9 @@ is reduced with python-control's ``balred`` in continuous time — never in disc
 discrete ``balred`` silently returns a wrong system, so only :func:`balanced_truncation` talks to
 python-control and it refuses anything but a continuous system. The reduced system is
 re-diagonalised (λ, V = eig(A_red); B ← V⁻¹B_red; C ← C_red V); one member (Im λ > 0) of every
-conjugate pair is kept with its C column doubled, a real eigenvalue keeps its column and costs a
-full complex state. The result is a plain :class:`~sedge.layer.SEdgeLayer` with Δ = 1.
+conjugate pair is kept with its C column doubled; a real eigenvalue keeps its column and costs a
+full complex state, except that two real modes with the same pole share one (see :func:`diagonalise`).
+The result is a plain :class:`~sedge.layer.SEdgeLayer` with Δ = 1.
 """
 from __future__ import annotations
 
@@ -64,12 +65,11 @@ class LayerSystem:
 
 @torch.no_grad()
 def folded_input(layer: SEdgeLayer) -> tuple[np.ndarray, np.ndarray]:
-    """Continuous B' and b' (complex, float64) with eval-mode BatchNorm folded in:
-    B z + b with z = scale ⊙ u + shift gives B' = B·diag(scale), b' = b + B·shift."""
-    scale, shift = (t.double().numpy() for t in layer.norm_affine())
-    B = torch.complex(layer.B_re, layer.B_im).to(torch.complex128).numpy()
-    b = torch.complex(layer.b_re, layer.b_im).to(torch.complex128).numpy()
-    return B * scale[None, :], b + B @ shift
+    """Continuous B' and b' (complex, float64) with eval-mode BatchNorm folded in (``layer.fold_norm``)."""
+    B = torch.complex(layer.B_re, layer.B_im).to(torch.complex128)
+    b = torch.complex(layer.b_re, layer.b_im).to(torch.complex128)
+    Bf, bf = layer.fold_norm(B, b)
+    return Bf.numpy(), bf.numpy()
 
 
 @torch.no_grad()
@@ -201,7 +201,8 @@ def layer_from_diagonal(original: SEdgeLayer, form: DiagonalForm) -> SEdgeLayer:
 def reduce_layer(layer: SEdgeLayer, order: int, method: str = "truncate") -> SEdgeLayer:
     """Balanced truncation of ``layer`` to real order ``order`` (1 … 2P), as a new SEdgeLayer.
 
-    The new layer has ⌈#complex pairs⌉ + #real eigenvalues complex states (≥ order/2)."""
+    The new layer has #complex pairs + #real eigenvalues complex states, less one for every two real
+    eigenvalues that share a pole (≥ order/2)."""
     return reduce_layer_orders(layer, [order], method)[0]
 
 

@@ -12,6 +12,19 @@ from sedge.train import load_checkpoint, train
 from helpers import MICRO, toy_data
 
 
+def three_level_folder(tmp_path, monkeypatch, seed: int) -> str:
+    """A Speech-Commands-layout folder of 3 classes (constant levels −0.3, 0, 0.3 plus noise); its spec."""
+    import numpy as np
+    import soundfile as sf
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(seed)
+    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
+        (tmp_path / "d" / lab).mkdir(parents=True)
+        for s in range(30):
+            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    return f"folder:{tmp_path / 'd'}"
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     data = toy_data(n=96)
@@ -77,8 +90,6 @@ def test_bad_input(trained):
 
 def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
     import json
-    import numpy as np
-    import soundfile as sf
     from sedge.cli import main as cli_main
     from sedge.train import save_checkpoint
     model, x, y = trained
@@ -90,12 +101,7 @@ def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
     assert [l.P for l in reduced.layers][1] == 4 and reduced.layers[0].P <= 2
     assert cli_main(["reduce", "--checkpoint", str(ckpt), "--states", "9,-", "--out", str(tmp_path / "x.pt")]) == 2
     assert "out of range" in capsys.readouterr().err
-    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
-    rng = np.random.default_rng(0)
-    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
-        (tmp_path / "d" / lab).mkdir(parents=True)
-        for s in range(30):
-            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    three_level_folder(tmp_path, monkeypatch, seed=0)
     assert cli_main(["prune", "--checkpoint", str(ckpt), "--data", f"folder:{tmp_path / 'd'}", "--budget", "5",
                      "--out", str(tmp_path / "p")]) == 0
     summary = json.loads((tmp_path / "p" / "summary.json").read_text())
@@ -129,18 +135,11 @@ def test_step_fraction_sets_the_move_size(trained):
 
 def test_finetune_cli_starts_from_the_pruned_model_and_never_ends_worse(trained, tmp_path, monkeypatch):
     import json
-    import numpy as np
-    import soundfile as sf
     from sedge.cli import main as cli_main
     from sedge.data import load_data
     from sedge.train import save_checkpoint
     model, x, y = trained
-    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
-    rng = np.random.default_rng(1)
-    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
-        (tmp_path / "d" / lab).mkdir(parents=True)
-        for s in range(30):
-            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    three_level_folder(tmp_path, monkeypatch, seed=1)
     spec = f"folder:{tmp_path / 'd'}"
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": load_data(spec).stats()})
