@@ -68,6 +68,32 @@ static inline void micro_s(int n, const float* __restrict a, int lda, const floa
     for (int r = 0; r < R; ++r) for (int m = 0; m < MB; ++m) c[r * ldc + m] = acc[r][m];
 }
 
+// y[0:M] += s · w[0:M] (the streaming path's building block).
+template <int M>
+static inline void axpy(float* __restrict y, float s, const float* __restrict w) {
+    constexpr int M8 = (M / 8) * 8;
+    const v8 sv = {s, s, s, s, s, s, s, s};
+    for (int m = 0; m < M8; m += 8) st8(y + m, ld8(y + m) + sv * ld8(w + m));
+    for (int m = M8; m < M; ++m) y[m] += s * w[m];
+}
+
+// x ← Λ̄ x + v for P complex states held as separate real and imaginary arrays.
+template <int P>
+static inline void recur(float* __restrict xr, float* __restrict xi, const float* __restrict lr,
+                         const float* __restrict li, const float* __restrict v) {
+    constexpr int P8 = (P / 8) * 8;
+    for (int p = 0; p < P8; p += 8) {
+        const v8 r = ld8(xr + p), m = ld8(xi + p), a = ld8(lr + p), b = ld8(li + p);
+        st8(xr + p, a * r - b * m + ld8(v + p));
+        st8(xi + p, a * m + b * r + ld8(v + P + p));
+    }
+    for (int p = P8; p < P; ++p) {
+        const float r = xr[p], m = xi[p];
+        xr[p] = lr[p] * r - li[p] * m + v[p];
+        xi[p] = lr[p] * m + li[p] * r + v[P + p];
+    }
+}
+
 // C[k][0:M] += A[k][0:N] · W[N][M] for k < K; rows of A are lda floats apart, rows of C M apart.
 template <int N, int M, int R>
 static inline void gemm_rows(const float* __restrict A, int lda, const float* __restrict W, float* __restrict C) {
@@ -132,29 +158,21 @@ def generate_cpp(d: dict, out_dir: str | Path) -> Path:
                         f"    gemm<{DIN}, {H}>(n_out, u, {r_next * DIN}, L{i}_DT, Y);")
         state_sizes.append((P, H))
         fused = DIN <= FUSE_INPUT
-        v_step = (f"for (int p = 0; p < {P2}; ++p) v[p] = L{i}_bv[p];\n"
-                  f"        for (int j = 0; j < {DIN}; ++j) {{ const float uj = u[j]; const float* w = L{i}_BW + j * {P2}; "
-                  f"for (int p = 0; p < {P2}; ++p) v[p] += w[p] * uj; }}")
         layer_code.append(f"""
 // Layer {i} one step at a time: the state update x ← Λ̄ x + u BW + bv, and the output (only when consumed).
 static inline void update{i}(float* __restrict xr, float* __restrict xi, const float* __restrict u) {{
     alignas(64) float v[{P2}];
-    {v_step}
-    for (int p = 0; p < {P}; ++p) {{
-        const float r = xr[p], m = xi[p];
-        xr[p] = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + v[p];
-        xi[p] = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + v[{P} + p];
-    }}
+    for (int p = 0; p < {P2}; ++p) v[p] = L{i}_bv[p];
+    for (int j = 0; j < {DIN}; ++j) axpy<{P2}>(v, u[j], L{i}_BW + j * {P2});
+    recur<{P}>(xr, xi, L{i}_lam_re, L{i}_lam_im, v);
 }}
 static inline void emit{i}(const float* __restrict xr, const float* __restrict xi, const float* __restrict u,
                           float* __restrict out) {{
     alignas(64) float y[{H}], s[{H}];
     for (int h = 0; h < {H}; ++h) {{ y[h] = L{i}_c[h]; s[h] = 0.0f; }}
     for (int p = 0; p < {P}; ++p) {{                 // y = Re(C x) + c
-        const float r = xr[p], m = xi[p];
-        const float* cr = L{i}_CW + p * {H};
-        const float* ci = L{i}_CW + ({P} + p) * {H};
-        for (int h = 0; h < {H}; ++h) y[h] += cr[h] * r + ci[h] * m;
+        axpy<{H}>(y, xr[p], L{i}_CW + p * {H});
+        axpy<{H}>(y, xi[p], L{i}_CW + ({P} + p) * {H});
     }}
     {feed}
     {skip}
@@ -164,8 +182,7 @@ static inline void emit{i}(const float* __restrict xr, const float* __restrict x
         n_out = -(-rows // r_next)
         v_in = (f"alignas(64) float v[{P2}];\n        const float* u_k = u + k * {DIN};\n"
                 f"        for (int p = 0; p < {P2}; ++p) v[p] = L{i}_bv[p];\n"
-                f"        for (int j = 0; j < {DIN}; ++j) {{ const float uj = u_k[j]; const float* w = L{i}_BW + j * {P2}; "
-                f"for (int p = 0; p < {P2}; ++p) v[p] += w[p] * uj; }}") if fused else f"const float* v = V + k * {P2};"
+                f"        for (int j = 0; j < {DIN}; ++j) axpy<{P2}>(v, u_k[j], L{i}_BW + j * {P2});") if fused else f"const float* v = V + k * {P2};"
         v_pre = "" if fused else (f"alignas(64) float V[{rows} * {P2}];\n"
                                   f"    for (int k = 0; k < rows; ++k) for (int p = 0; p < {P2}; ++p) V[k * {P2} + p] = L{i}_bv[p];\n"
                                   f"    gemm<{DIN}, {P2}>(rows, u, {DIN}, L{i}_BW, V);             // v = u BW + bv, every step")
@@ -180,11 +197,7 @@ static void block{i}(int rows, const float* __restrict u, float* __restrict x_re
     {v_pre}
     for (int k = 0; k < rows; ++k) {{                           // the recurrence; keep x at consumed rows
         {v_in}
-        for (int p = 0; p < {P}; ++p) {{
-            const float r = xr[p], m = xi[p];
-            xr[p] = L{i}_lam_re[p] * r - L{i}_lam_im[p] * m + v[p];
-            xi[p] = L{i}_lam_re[p] * m + L{i}_lam_im[p] * r + v[{P} + p];
-        }}
+        recur<{P}>(xr, xi, L{i}_lam_re, L{i}_lam_im, v);
         if (k % {r_next} == 0) {{
             float* xo = X + (k / {r_next}) * {P2};
             for (int p = 0; p < {P}; ++p) {{ xo[p] = xr[p]; xo[{P} + p] = xi[p]; }}
