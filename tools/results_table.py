@@ -9,9 +9,26 @@ root = Path(__file__).resolve().parents[1] / "checkpoints" / "quick"
 print("| data | model | classes | params (paper formula) | MMAC / 1-s clip | val acc % | test acc % | train min |")
 print("|---|---|---|---|---|---|---|---|")
 for d in sorted(root.iterdir()):
+    if not (d / "summary.json").exists():                  # a run still training
+        continue
     s = json.loads((d / "summary.json").read_text())
     model, meta, _ = load_run(d)
     c = cost_report(model)
     print(f"| {d.name.rsplit('_', 1)[0]} | {s['model']} | {len(meta['classes'])} | {c['params_paper']:,} | "
           f"{c['mmac_per_clip']:.1f} | {100 * s['val_acc']:.1f} | {100 * s['test_acc']:.1f} | "
           f"{s['train_seconds'] / 60:.1f} |")
+
+print()
+print("| data | model | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | fine-tuned val / test % |")
+print("|---|---|---|---|---|---|---|---|---|")
+for d in sorted(root.iterdir()):
+    for s_file in sorted((d / "prune").glob("params_truncate_b*_vall/summary.json")):
+        s = json.loads(s_file.read_text())
+        ft = s_file.parent.parent / (s_file.parent.name + "_finetune") / "summary.json"
+        ft_cell = ""
+        if ft.exists():
+            f = json.loads(ft.read_text())
+            ft_cell = f"{100 * f['val_acc']:.1f} / {100 * f['test_acc']:.1f}"
+        print(f"| {d.name.rsplit('_', 1)[0]} | {d.name.rsplit('_', 1)[1]} | {s['budget_pp']:g} | {s['states_after']} | "
+              f"{100 * (s['params_after'] / s['params_before'] - 1):.1f} | {100 * (s['macs_after'] / s['macs_before'] - 1):.1f} | "
+              f"{s['val_acc_before'] - s['val_acc_after']:.2f} | {s['test_acc_before']:.1f} → {s['test_acc_after']:.1f} | {ft_cell} |")
