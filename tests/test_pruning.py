@@ -172,3 +172,24 @@ def test_layer_sensitivity_matches_swapping_one_layer_and_feeds_the_search(train
     assert all(r["val_acc"] == memo[memo_key("truncate", [4, 4])] for r in rows if r["fraction"] == 1.0)
     res = prune(model, x, y, budget_pp=100.0, step_fraction=0.5, memo=memo, progress=False)
     assert res.evaluated < len(memo)          # the first round's candidates were already known
+
+
+def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monkeypatch):
+    import json
+    from sedge.data import load_data
+    from sedge.experiments import prune_checkpoint
+    from sedge.train import save_checkpoint
+    model, x, y = trained
+    spec = three_level_folder(tmp_path, monkeypatch, seed=2)
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": load_data(spec).stats()})
+    first = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
+    assert first["configurations_evaluated"] >= 2 and (tmp_path / "p" / "memo.json").exists()
+    again = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
+    assert again == first                                        # finished stage: read back, not recomputed
+    (tmp_path / "p" / "config.json").unlink()                   # as if interrupted after the search
+    resumed = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
+    assert resumed["configurations_evaluated"] == 0 and resumed["states_after"] == first["states_after"]
+    other = prune_checkpoint(ckpt, spec, tmp_path / "q", budget_pp=0.0, progress=False,
+                             memo_file=tmp_path / "p" / "memo.json")
+    assert other["configurations_evaluated"] <= 1 and json.loads((tmp_path / "q" / "config.json").read_text())["budget_pp"] == 0.0
