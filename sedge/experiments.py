@@ -33,10 +33,8 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
                        max_steps_per_epoch=max_steps)
     data = load_data(data_spec)                          # cached after the first call
     config = {"model": model, "data": data_spec, "dataset": data.summary(), "train": asdict(tcfg)}
-    summary_file = run_dir / "summary.json"
-    if summary_file.exists() and (run_dir / "config.json").exists() \
-            and json.loads((run_dir / "config.json").read_text()) == config and (run_dir / "best.pt").exists():
-        return {**json.loads(summary_file.read_text()), "run_dir": str(run_dir)}
+    if _same_config(run_dir, config, "summary.json", "best.pt"):
+        return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
     cfg = model_config(model, n_classes=len(data.classes))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
@@ -70,9 +68,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     validation clips may share; an interrupted search resumes from it."""
     from .cost import cost_report
     from .pruning import prune
-    from .train import accuracy, predict, save_checkpoint
     from .paths import atomic_write_csv
-    from .train import load_checkpoint
+    from .train import accuracy, predict, save_checkpoint
     out = Path(out)
     config = {"checkpoint": str(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
@@ -133,7 +130,6 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     """Short fine-tuning of a (pruned) checkpoint with the paper's recipe at a small learning rate,
     BatchNorm frozen, checkpoint selected on validation (epoch 0 = the checkpoint itself competes),
     test evaluated once — a cached stage in ``out``."""
-    from .train import accuracy, load_checkpoint, predict, save_checkpoint, train
     out = Path(out)
     tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
                        max_steps_per_epoch=max_steps)
@@ -146,14 +142,6 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
         raise ValueError(f"{checkpoint}: its input normalisation {meta['norm']} differs from {data_spec!r}'s")
     out.mkdir(parents=True, exist_ok=True)
     summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True)
-    xv, yv = data.val.tensors(*meta["norm"])
-    start_val = accuracy(predict(model, xv, batch_size=4), yv)
-    if start_val >= summary["val_acc"]:                   # fine-tuning never beat its starting point
-        xt, yt = data.test.tensors(*meta["norm"])
-        save_checkpoint(out / "best.pt", model, {k: meta[k] for k in ("classes", "norm", "data") if k in meta},
-                        epoch=0, val_acc=start_val)
-        summary.update(best_epoch=0, val_acc=start_val, test_acc=accuracy(predict(model, xt, batch_size=4), yt))
-    atomic_write_json(out / "summary.json", summary)
     (out / "last.pt").unlink(missing_ok=True)
     atomic_write_json(out / "config.json", config)
     return summary

@@ -113,6 +113,7 @@ class _LayerInputs:
             for s in range(0, len(self.x), self.chunk):
                 yield s, self._compute(self.x[s:s + self.chunk])
 
+    @torch.no_grad()
     def replaced(self, i: int) -> None:
         """Layer i of the model was replaced: refresh the stored inputs of the layers after it."""
         if self.stored is None:

@@ -138,7 +138,8 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
     """Train, select on validation, test once; returns the run summary (also ``summary.json``).
 
     ``init``: start from (a copy of) this model instead of a fresh one — fine-tuning, e.g. of a
-    pruned model; ``model_cfg`` must then be ``init.cfg``. ``freeze_norm`` keeps every BatchNorm in
+    pruned model; ``model_cfg`` must then be ``init.cfg``, and the starting model competes in the
+    validation selection as epoch 0. ``freeze_norm`` keeps every BatchNorm in
     eval mode (running statistics fixed): a reduced layer has its BN folded into B and b and an
     identity BN, which batch statistics would undo."""
     run_dir = Path(run_dir)
@@ -172,6 +173,10 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
         torch.set_rng_state(blob["rng"])
         history, best_val = blob["history"], blob["best_val"]
         start_epoch = len(history)
+    elif init is not None:                               # fine-tuning: the starting model competes as epoch 0
+        best_val = accuracy(predict(model, x_val), y_val)
+        if rank == 0:
+            save_checkpoint(run_dir / "best.pt", model, meta, epoch=0, val_acc=best_val)
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
