@@ -120,7 +120,22 @@ def cmd_export(a: argparse.Namespace) -> int:
                     classes=meta.get("classes"))
     out = Path(a.out)
     save_export(d, out / "export.npz")
-    generate_cpp(d, out)
+    if a.fixed_point:
+        import numpy as np
+
+        from .cpp_fixed import generate_cpp_fixed
+        from .data import load_data
+        from .fixed_point import quantise
+        spec = a.calib_data or meta.get("data")
+        if not spec:
+            raise SystemExit(f"{a.checkpoint} does not name its training data: pass --calib-data")
+        train = load_data(spec).restrict_to(meta["classes"]).train
+        calib = train.waves[: a.calib_clips].astype(np.float32) / 32768
+        q = quantise(d, calib)
+        generate_cpp_fixed(q, out)
+        print(f"fixed point (int8 weights, int16 states) calibrated on {len(calib)} training clips of {spec!r}")
+    else:
+        generate_cpp(d, out)
     print(f"wrote {out / 'export.npz'} and the C++17 project in {out} (step scale {d['step_scale']})")
     if a.build:
         print(f"built {build_shared(out)} and {build_cli(out)}")
@@ -236,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,9,54")
     x.add_argument("--out", required=True, help="output folder")
     x.add_argument("--build", action="store_true", help="also compile the shared library and the CLI program")
+    x.add_argument("--fixed-point", action="store_true",
+                   help="generate the integer C++ (int8 weights, int16 states and activations, power-of-two scales "
+                        "calibrated on training clips) instead of float32; export.npz stays the float model")
+    x.add_argument("--calib-data", default=None,
+                   help="data spec for the calibration clips (default: the data the checkpoint was trained on)")
+    x.add_argument("--calib-clips", type=int, default=32, help="training clips used for calibration (default 32)")
     x.set_defaults(func=cmd_export)
 
     d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")

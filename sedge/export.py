@@ -112,20 +112,30 @@ def load_export(path: str | Path) -> dict:
     return d
 
 
-def reference_features(d: dict, wave: np.ndarray) -> np.ndarray:
-    """Last-layer outputs (N, T_L, H_L) of the float64 reference for waveforms (N, L)."""
+def reference_features(d: dict, wave: np.ndarray, trace=None) -> np.ndarray:
+    """Last-layer outputs (N, T_L, H_L) of the float64 reference for waveforms (N, L).
+
+    ``trace(i, name, array)``, when given, sees every intermediate: layer i's ``"input"`` (after
+    decimation), its complex ``"state"`` x (N, T, P) and its ``"output"`` (what fixed-point
+    calibration measures)."""
     u = (np.asarray(wave, np.float64) * d["in_scale"] + d["in_shift"])[..., None]
-    for l in d["layers"]:
+    for i, l in enumerate(d["layers"]):
         u = u[:, ::l["decimate"]]
+        if trace:
+            trace(i, "input", u)
         v = u @ l["B"].T + l["b"]                                        # (N, T, P) complex
         x = np.empty_like(v)
         for p in range(l["P"]):                                          # x_k = Λ̄ x_{k−1} + v_k
             x[:, :, p] = lfilter([1.0], [1.0, -l["lam_bar"][p]], v[:, :, p], axis=1)
+        if trace:
+            trace(i, "state", x)
         y = (x @ l["C"].T).real + l["c"]
         if l["D"] is not None:
             y = y + u @ l["D"][:, :-1].T + l["D"][:, -1]
         skip = u @ l["skip"].T if l["skip"] is not None else u
         u = np.where(y > 0, y, LEAKY_SLOPE * y) + skip
+        if trace:
+            trace(i, "output", u)
     return u
 
 

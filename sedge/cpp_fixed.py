@@ -1,0 +1,217 @@
+"""Generated C++17 for the fixed-point model (int8 weights, int16 states; :mod:`sedge.fixed_point`).
+
+Same files and the same C API as :func:`sedge.cpp.generate_cpp` — float waveform in, float logits
+out — so :class:`sedge.cpp.CppModel`, ``main.cpp`` and the CMake project serve both. Inside, the
+sample becomes 16-bit PCM and everything up to the decoder's single dequantisation is integer
+arithmetic that equals :func:`sedge.fixed_point.fixed_logits` bit for bit. There is one path:
+the whole-clip call runs the streaming step over the clip (on a microcontroller the samples arrive
+one at a time anyway).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .cpp import _CMAKE, _MAIN
+from .fixed_point import IN_SH, LEAKY_Q15, weight_bytes
+
+
+def _int_arr(name: str, ctype: str, values) -> str:
+    flat = np.asarray(values).astype(np.int64).ravel()
+    body = ",".join(str(int(v)) for v in flat) if flat.size else "0"
+    return f"alignas(64) static const {ctype} {name}[{max(flat.size, 1)}] = {{{body}}};\n"
+
+
+def _dbl_arr(name: str, values) -> str:
+    body = ",".join(f"{float(v):.17e}" for v in np.ravel(values))
+    return f"static const double {name}[{np.size(values)}] = {{{body}}};\n"
+
+
+_HELPERS = r"""
+// rshift(a, s): rounding shift right by s (left by -s), exactly sedge.fixed_point.rshift.
+static inline int64_t rsh(int64_t a, int s) {
+    return s >= 0 ? (a + ((int64_t(1) << s) >> 1)) >> s : a * (int64_t(1) << -s);
+}
+static inline int16_t sat16(int64_t a) { return a > 32767 ? 32767 : (a < -32768 ? -32768 : static_cast<int16_t>(a)); }
+"""
+
+
+def generate_cpp_fixed(q: dict, out_dir: str | Path) -> Path:
+    """Write the fixed-point C++ project for quantised model ``q`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    L = len(q["layers"])
+    steps = [l["step"] for l in q["layers"]]
+    weights, code, offsets = [], [], [0]
+    for i, l in enumerate(q["layers"]):
+        P, H, DIN = l["P"], l["H"], l["d_in"]
+        P2 = 2 * P
+        offsets.append(offsets[-1] + P)
+        weights += [_int_arr(f"L{i}_BW", "int8_t", l["BW"]), _int_arr(f"L{i}_bv", "int32_t", l["bv"]),
+                    _int_arr(f"L{i}_shv", "int8_t", l["sh_v"]), _int_arr(f"L{i}_lr", "int16_t", l["lam_re"]),
+                    _int_arr(f"L{i}_li", "int16_t", l["lam_im"]), _int_arr(f"L{i}_CW", "int8_t", l["CW"]),
+                    _int_arr(f"L{i}_shy", "int8_t", l["sh_y"]), _int_arr(f"L{i}_c", "int32_t", l["c"]),
+                    _int_arr(f"L{i}_shs", "int8_t", l["sh_s"])]
+        if l["skip"] is not None:
+            weights.append(_int_arr(f"L{i}_SW", "int8_t", l["skip"]))
+            skip = (f"int32_t sa[{H}] = {{}};\n    for (int j = 0; j < {DIN}; ++j) {{ const int32_t uj = u[j]; "
+                    f"for (int h = 0; h < {H}; ++h) sa[h] += uj * L{i}_SW[j * {H} + h]; }}\n"
+                    f"    #define SKIP(h) rsh(sa[h], L{i}_shs[h])")
+        else:
+            skip = f"#define SKIP(h) rsh(u[{'0' if DIN == 1 else 'h'}], L{i}_shs[h])"
+        feed = ""
+        if l["D"] is not None:
+            weights += [_int_arr(f"L{i}_DW", "int8_t", l["D"]), _int_arr(f"L{i}_Db", "int32_t", l["Db"]),
+                        _int_arr(f"L{i}_shd", "int8_t", l["sh_d"])]
+            feed = (f"for (int h = 0; h < {H}; ++h) {{ int32_t a = L{i}_Db[h]; "
+                    f"for (int j = 0; j < {DIN}; ++j) a += int32_t(u[j]) * L{i}_DW[j * {H} + h]; y[h] += rsh(a, L{i}_shd[h]); }}")
+        code.append(f"""
+// Layer {i}: x <- sat16(rshift(lam x, 15) + rshift(bv + u BW, shv)) every {steps[i]} samples.
+static inline void update{i}(int16_t* __restrict xr, int16_t* __restrict xi, const int16_t* __restrict u) {{
+    int32_t a[{P2}];
+    for (int p = 0; p < {P2}; ++p) a[p] = L{i}_bv[p];
+    for (int j = 0; j < {DIN}; ++j) {{ const int32_t uj = u[j]; for (int p = 0; p < {P2}; ++p) a[p] += uj * L{i}_BW[j * {P2} + p]; }}
+    for (int p = 0; p < {P}; ++p) {{
+        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];
+        xr[p] = sat16(rsh(lr * r - li * m, 15) + rsh(a[p], L{i}_shv[p]));
+        xi[p] = sat16(rsh(lr * m + li * r, 15) + rsh(a[{P} + p], L{i}_shv[{P} + p]));
+    }}
+}}
+static inline void emit{i}(const int16_t* __restrict xr, const int16_t* __restrict xi, const int16_t* __restrict u,
+                          int16_t* __restrict out) {{
+    int32_t acc[{H}] = {{}};
+    for (int p = 0; p < {P}; ++p) {{
+        const int32_t r = xr[p], m = xi[p];
+        for (int h = 0; h < {H}; ++h) acc[h] += r * L{i}_CW[p * {H} + h] + m * L{i}_CW[({P} + p) * {H} + h];
+    }}
+    int64_t y[{H}];
+    for (int h = 0; h < {H}; ++h) y[h] = rsh(acc[h], L{i}_shy[h]) + L{i}_c[h];
+    {feed}
+    {skip}
+    for (int h = 0; h < {H}; ++h) {{
+        const int64_t act = y[h] > 0 ? y[h] : rsh({LEAKY_Q15} * y[h], 15);
+        out[h] = sat16(act + SKIP(h));
+    }}
+    #undef SKIP
+}}
+""")
+    HL = q["layers"][-1]["H"]
+    total_p = offsets[-1]
+    calls = []
+    for i in range(L):
+        src = "u0" if i == 0 else f"in{i}"
+        calls.append(f"    if (t % {steps[i]}) return;")
+        if i > 0:
+            prev = "u0" if i == 1 else f"in{i - 1}"
+            calls.append(f"    int16_t in{i}[{q['layers'][i]['d_in']}];\n"
+                         f"    emit{i - 1}(st->xr + {offsets[i - 1]}, st->xi + {offsets[i - 1]}, {prev}, in{i});")
+        calls.append(f"    update{i}(st->xr + {offsets[i]}, st->xi + {offsets[i]}, {src});")
+    last_in = "u0" if L == 1 else f"in{L - 1}"
+    calls.append(f"    emit{L - 1}(st->xr + {offsets[L - 1]}, st->xi + {offsets[L - 1]}, {last_in}, last);")
+    header = f"""// Generated by sedge: fixed-point S-Edge model (int8 weights, int16 states), {L} layers,
+// step scale {steps}, {q['n_classes']} classes.
+#pragma once
+#include <cstddef>
+#ifdef __cplusplus
+extern "C" {{
+#endif
+int sedge_n_classes(void);
+int sedge_clip_samples(void);
+std::size_t sedge_state_bytes(void);
+std::size_t sedge_weight_bytes(void);
+void* sedge_new(void);                                  // allocate a streaming state (reset)
+void sedge_free(void* state);
+void sedge_reset(void* state);
+void sedge_push(void* state, float sample);             // one 16 kHz sample in [-1, 1] (becomes 16-bit PCM)
+void sedge_logits(const void* state, float* logits);    // from the time mean so far
+void sedge_classify(const float* wave, int n, float* logits);         // whole clip
+void sedge_classify_stream(const float* wave, int n, float* logits);  // the same (one path)
+#ifdef __cplusplus
+}}
+#endif
+"""
+    source = f"""// Generated by sedge. Self-contained C++17, integer arithmetic (see sedge/fixed_point.py for the scales).
+#include "sedge_model.h"
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+namespace {{
+constexpr int N_CLASSES = {q['n_classes']};
+constexpr int CLIP_SAMPLES = {q['clip_samples']};
+constexpr int64_t IN_MUL = {q['in_mul']}LL, IN_ADD = {q['in_add']}LL;
+constexpr int IN_SH = {IN_SH};
+{''.join(weights)}
+{_int_arr('DEC_W', 'int8_t', q['decoder_W'])}
+{_dbl_arr('DEC_SCALE', q['decoder_scale'])}
+{_dbl_arr('DEC_B', q['decoder_b'])}
+{_HELPERS}
+{''.join(code)}
+struct State {{
+    int16_t xr[{max(total_p, 1)}];
+    int16_t xi[{max(total_p, 1)}];
+    int64_t acc[{HL}];
+    long t;
+    long count;
+}};
+
+void step(State* st, float sample) {{
+    const long t = st->t++;
+    const int64_t pcm = sat16(static_cast<int64_t>(std::nearbyint(sample * 32768.0f)));
+    int16_t u0[1] = {{sat16(rsh(pcm * IN_MUL + IN_ADD, IN_SH))}};
+    int16_t last[{HL}];
+{chr(10).join(calls)}
+    for (int h = 0; h < {HL}; ++h) st->acc[h] += last[h];
+    st->count += 1;
+}}
+}}  // namespace
+
+extern "C" {{
+int sedge_n_classes(void) {{ return N_CLASSES; }}
+int sedge_clip_samples(void) {{ return CLIP_SAMPLES; }}
+std::size_t sedge_state_bytes(void) {{ return sizeof(State); }}
+std::size_t sedge_weight_bytes(void) {{ return {weight_bytes(q)}; }}
+void sedge_reset(void* s) {{ std::memset(s, 0, sizeof(State)); }}
+void* sedge_new(void) {{ State* s = new (std::nothrow) State; if (s) sedge_reset(s); return s; }}
+void sedge_free(void* s) {{ delete static_cast<State*>(s); }}
+void sedge_push(void* s, float sample) {{ step(static_cast<State*>(s), sample); }}
+void sedge_logits(const void* s, float* logits) {{
+    const State* st = static_cast<const State*>(s);
+    for (int k = 0; k < N_CLASSES; ++k) {{
+        int64_t dot = 0;
+        for (int h = 0; h < {HL}; ++h) dot += st->acc[h] * DEC_W[k * {HL} + h];
+        logits[k] = st->count ? static_cast<float>(static_cast<double>(dot) * DEC_SCALE[k] / static_cast<double>(st->count) + DEC_B[k])
+                              : static_cast<float>(DEC_B[k]);
+    }}
+}}
+void sedge_classify_stream(const float* wave, int n, float* logits) {{
+    State st;
+    sedge_reset(&st);
+    for (int i = 0; i < n; ++i) step(&st, wave[i]);
+    sedge_logits(&st, logits);
+}}
+void sedge_classify(const float* wave, int n, float* logits) {{ sedge_classify_stream(wave, n, logits); }}
+}}
+"""
+    (out / "sedge_model.h").write_text(header)
+    (out / "sedge_model.cpp").write_text(source)
+    (out / "main.cpp").write_text(_MAIN.replace("@CLASSES@", ", ".join(f'"{c}"' for c in q["classes"])))
+    (out / "CMakeLists.txt").write_text(_CMAKE)
+    (out / "README.md").write_text(_README.format(L=L, steps=steps, n=q["n_classes"], wb=weight_bytes(q)))
+    return out
+
+
+_README = """# Generated S-Edge model, fixed point
+
+{L} layers, cumulative step scale {steps}, {n} classes, {wb} bytes of weights (int8 weights, int16 poles
+and states, int32 biases; scales as powers of two, documented in sedge/fixed_point.py).
+Generated by `sedge export --fixed-point`; no dependencies beyond a C++17 compiler.
+
+    cmake -B build && cmake --build build      # or: g++ -O3 -std=c++17 main.cpp sedge_model.cpp -o sedge_classify
+    ./build/sedge_classify clip.wav           # 16 kHz mono WAV → the top class, then every logit
+
+C API (`sedge_model.h`): as the float32 export. Samples in [-1, 1] are rounded to 16-bit PCM; all
+arithmetic up to the final dequantisation of the logits is integer.
+"""
