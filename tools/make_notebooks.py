@@ -683,6 +683,14 @@ it) and a **whole-clip** path that processes the clip in blocks, so that the inp
 projections of every layer become small dense matrix products (register-blocked 6×16 kernels).
 This chapter checks parity against PyTorch on the whole test split (and against the float64 NumPy
 reference on a few clips; the tests hold NumPy to PyTorch within 1e-9), and measures size and speed.
+
+Every configuration is also deployed in **fixed point** (`sedge.fixed_point`, `sedge export
+--fixed-point`): int8 weights with a power-of-two scale per output column, int16 states and
+activations, the poles Λ̄ in Q15 rounded toward zero (so |λ̄_q| ≤ |λ̄| < 1: no quantised mode becomes
+unstable), int32 accumulators, and one float dequantisation of the logits at the end. The scales are
+calibrated on training clips, never on test clips. Why int16 states rather than int8: a slow mode's
+state is a sum over ~1/(1 − |λ̄|) steps, up to a thousand, and its per-step increment must still
+register next to it; why int8 weights: they are 4× smaller and carry the memory.
 """),
 ("params", """
 run_root = "runs/ci"
@@ -692,6 +700,7 @@ pruned = {"budget_pp": 2.0, "step_fraction": 0.25, "max_val": 16}   # the prunin
 max_clips = 16                  # test clips for parity and accuracy (null: the whole test split)
 reference_clips = 8             # clips also run through the float64 NumPy reference
 timing_reps = 3
+fixed_point = {"calib_clips": 8, "headroom": 1.25}    # training clips that set the fixed-point scales
 """),
 ("code", """
 import json
@@ -708,16 +717,18 @@ import torch
 
 from sedge.cost import layer_shapes, macs_per_sample
 from sedge.cpp import CppModel, build_cli, build_shared, generate_cpp
+from sedge.cpp_fixed import generate_cpp_fixed
 from sedge.data import load_data
 from sedge.experiments import load_run, pruned_run, run_dir_for
 from sedge.export import export_dict, reference_logits
+from sedge.fixed_point import fixed_logits, quantise
 from sedge.pareto import pareto_mask
 from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import load_checkpoint, predict
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, step_scales=step_scales, pruned=pruned,
-                      max_clips=max_clips, reference_clips=reference_clips, timing_reps=timing_reps), indent=1))
+print(json.dumps(dict(run_root=run_root, datasets=datasets, step_scales=step_scales, pruned=pruned, max_clips=max_clips,
+                      reference_clips=reference_clips, timing_reps=timing_reps, fixed_point=fixed_point), indent=1))
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 work = Path(tempfile.mkdtemp(prefix="sedge-deploy-"))
 
@@ -743,7 +754,7 @@ PyTorch pick the same class. Times are process CPU time for one 1-s clip (best o
 thread); the real-time factor is that time over one second.
 """),
 ("code", """
-rows, probe = [], None
+rows, fixed_rows, probe = [], [], None
 for tag, ds in available.items():
     data = load_data(ds["spec"])
     for m in ds["models"]:
@@ -754,6 +765,7 @@ for tag, ds in available.items():
         small, _ = load_checkpoint(s["prune_dir"] + "/pruned.pt")
         d_split = data.restrict_to(meta["classes"])
         raw_t, x_t, y_t = raw_and_normalised(d_split.test, meta["norm"])
+        calib = d_split.train.waves[: fixed_point["calib_clips"]].astype(np.float64) / 32768   # training clips only
         for kind, model in (("unpruned", base), (f"pruned {pruned['budget_pp']} pp", small)):
             for sc in step_scales[str(len(model.layers))]:
                 d = export_dict(model, sc, norm=tuple(meta["norm"]), classes=meta["classes"])
@@ -777,6 +789,20 @@ for tag, ds in available.items():
                              "µs/clip streaming": 1e3 * cpu_ms(lambda: cpp.classify(one, path="stream"), timing_reps),
                              "clips": len(y_t)})
                 rows[-1]["RTF"] = rows[-1]["µs/clip"] / 1e6
+                q = quantise(d, calib, headroom=fixed_point["headroom"])
+                fx = CppModel(build_shared(generate_cpp_fixed(q, Path(str(proj) + "_fixed"))))
+                fx_out = fx.classify(raw_t.numpy())
+                fx_ref = fixed_logits(q, raw_t[:reference_clips].numpy())
+                fixed_rows.append({"data": tag, "model": m, "kind": kind, "step scale": str(sc),
+                                   "test acc % float": rows[-1]["test acc % (C++)"],
+                                   "test acc % fixed": 100 * float((fx_out.argmax(1) == y_t).mean()),
+                                   "top-1 agree % fixed vs float": 100 * float((fx_out.argmax(1) == out.argmax(1)).mean()),
+                                   "max rel. err. fixed vs float": np.abs(fx_out - out).max() / np.abs(out).max(),
+                                   "C++ == integer NumPy": bool(np.array_equal(fx_out[:reference_clips], fx_ref)),
+                                   "weights B float": cpp.weight_bytes, "weights B fixed": fx.weight_bytes,
+                                   "state B float": cpp.state_bytes, "state B fixed": fx.state_bytes,
+                                   "µs/clip float (streaming)": rows[-1]["µs/clip streaming"],
+                                   "µs/clip fixed": 1e3 * cpu_ms(lambda: fx.classify(one), timing_reps)})
                 probe = probe or (proj, d_split.test, meta["classes"])
             model.set_step_scale([1] * len(model.layers))
 deploy = pd.DataFrame(rows)
@@ -797,18 +823,48 @@ summary["GMAC/s"] = summary["MMAC/clip (C++ conv.)"] / summary["µs/clip"] * 1e3
 summary.round(3)
 """),
 ("markdown", """
-## Accuracy against latency
+## Fixed point against float32
 
-Every deployed configuration: test accuracy as computed by the C++ program against µs per clip.
-The line joins the configurations no other one beats on both.
+The same configurations in integer arithmetic. *C++ == integer NumPy* checks the generated integer
+program against `sedge.fixed_point.fixed_logits` bit for bit on the first clips; the accuracy drop
+is the fixed-point test accuracy minus the float32 one, both computed by C++ on the same clips.
+Weights bytes count every constant array as the C++ stores it (int8 weights, int16 poles, int32
+biases, one byte per shift count); the state is the streaming state (int16 modes and the int64
+time sum against float32 modes and sum). The fixed-point program is a straightforward per-sample
+loop (the target is a microcontroller without a vector unit for floats), so its µs compare with
+the float streaming path.
 """),
 ("code", """
-keys = sorted({(r["data"], r["model"]) for r in rows})
+fixed = pd.DataFrame(fixed_rows)
+assert fixed["C++ == integer NumPy"].all(), "integer C++ differs from the integer reference"
+fixed["acc. drop pp"] = fixed["test acc % float"] - fixed["test acc % fixed"]
+fixed["weights saving ×"] = fixed["weights B float"] / fixed["weights B fixed"]
+fixed.round(4)
+"""),
+("code", """
+print(f"fixed point over {len(fixed)} configurations: accuracy drop mean {fixed['acc. drop pp'].mean():.2f} pp "
+      f"(range {fixed['acc. drop pp'].min():.2f} to {fixed['acc. drop pp'].max():.2f}); top-1 agreement with float "
+      f"{fixed['top-1 agree % fixed vs float'].min():.1f}–{fixed['top-1 agree % fixed vs float'].max():.1f} %; "
+      f"weights {fixed['weights saving ×'].min():.2f}–{fixed['weights saving ×'].max():.2f}× smaller; "
+      f"state {(fixed['state B float'] / fixed['state B fixed']).min():.2f}–{(fixed['state B float'] / fixed['state B fixed']).max():.2f}× smaller")
+"""),
+("markdown", """
+## Accuracy against latency
+
+Every deployed configuration: test accuracy as computed by the C++ program against µs per clip —
+float32 (whole-clip path; open markers) and fixed point (filled). The line joins the configurations
+no other one beats on both.
+"""),
+("code", """
+points = pd.concat([deploy[["data", "model", "kind", "step scale", "µs/clip", "test acc % (C++)"]].assign(arith="float32"),
+                    fixed.rename(columns={"µs/clip fixed": "µs/clip", "test acc % fixed": "test acc % (C++)"})
+                    [["data", "model", "kind", "step scale", "µs/clip", "test acc % (C++)"]].assign(arith="fixed")])
 fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.8), squeeze=False)
 for ax, tag in zip(axes[0], available):
-    g = deploy[deploy.data == tag]
-    for (m, kind), h in g.groupby(["model", "kind"]):
-        ax.plot(h["µs/clip"], h["test acc % (C++)"], "o" if kind == "unpruned" else "s", mfc="none", label=f"{m} {kind}")
+    g = points[points.data == tag].reset_index(drop=True)
+    for (m, kind, arith), h in g.groupby(["model", "kind", "arith"]):
+        ax.plot(h["µs/clip"], h["test acc % (C++)"], "o" if kind == "unpruned" else "s",
+                mfc="none" if arith == "float32" else None, label=f"{m} {kind} {arith}")
     front = g[pareto_mask(g["µs/clip"], g["test acc % (C++)"])].sort_values("µs/clip")
     ax.step(front["µs/clip"], front["test acc % (C++)"], "k-", where="post", lw=0.8, label="front")
     ax.set(xscale="log", title=tag, xlabel="µs per 1-s clip (one core)", ylabel="test accuracy % (C++)")
