@@ -163,6 +163,22 @@ def cmd_data(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(a: argparse.Namespace) -> int:
+    from .baselines.experiments import baseline_run
+    s = baseline_run(a.kind, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                     max_steps=a.max_steps, seed=a.seed)
+    print(json.dumps(s, indent=1))
+    return 0
+
+
+def cmd_prune_filters(a: argparse.Namespace) -> int:
+    from .baselines.experiments import filter_pruned_run
+    r = filter_pruned_run(a.run, a.data, tuple(a.layers), epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                          max_steps=a.max_steps, max_fraction=a.max_fraction)
+    print(json.dumps(r, indent=1))
+    return 0
+
+
 def cmd_book(a: argparse.Namespace) -> int:
     from .book import run_book
     return run_book(profile=a.profile, only=a.only, build=not a.no_build, force=a.force)
@@ -258,6 +274,34 @@ def main(argv: list[str] | None = None) -> int:
                    help="data spec for the calibration clips (default: the data the checkpoint was trained on)")
     x.add_argument("--calib-clips", type=int, default=32, help="training clips used for calibration (default 32)")
     x.set_defaults(func=cmd_export)
+
+    bl = sub.add_parser("baseline", help="train a comparison baseline (SPEC §10) on the same splits as S-Edge",
+                        description="Train a baseline (dcase: the DCASE 2021 Task 1A CNN on log-mel; acdnet: the "
+                                    "raw-audio ACDNet) with Adam and a cosine schedule, select on validation, test once. "
+                                    "A finished run with the same configuration is reused; an interrupted one resumes.")
+    bl.add_argument("--kind", default="dcase", choices=["dcase", "acdnet"])
+    bl.add_argument("--data", default="synthetic", help=DATA_HELP)
+    bl.add_argument("--epochs", type=int, default=30)
+    bl.add_argument("--lr", type=float, default=0.001)
+    bl.add_argument("--batch-size", type=int, default=32)
+    bl.add_argument("--max-steps", type=int, default=None, help="cap the batches per epoch (smoke runs)")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--out", required=True, help="run folder (best.pt, metrics.csv, summary.json)")
+    bl.set_defaults(func=cmd_baseline)
+
+    pf = sub.add_parser("prune-filters", help="passive similarity filter pruning of a trained DCASE CNN, then fine-tuning",
+                        description="Remove the filters the rank-1 SVD similarity marks redundant (Singh & Plumbley "
+                                    "2022) from the given conv layers, physically, then fine-tune with validation "
+                                    "selection. Writes RUN/filters/c<layers>/result.json.")
+    pf.add_argument("--run", required=True, help="a folder made by `sedge baseline --kind dcase`")
+    pf.add_argument("--data", default="synthetic", help=DATA_HELP)
+    pf.add_argument("--layers", type=_ints, default=[2], help="conv layers to prune, e.g. 2 or 1,2,3")
+    pf.add_argument("--epochs", type=int, default=10)
+    pf.add_argument("--lr", type=float, default=0.0005)
+    pf.add_argument("--batch-size", type=int, default=32)
+    pf.add_argument("--max-steps", type=int, default=None)
+    pf.add_argument("--max-fraction", type=float, default=0.5, help="at most this share of a layer's filters goes")
+    pf.set_defaults(func=cmd_prune_filters)
 
     d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")
     d.add_argument("--data", default="synthetic", help=DATA_HELP)

@@ -1,0 +1,81 @@
+"""Cached stages of the comparison baselines, shared by the notebooks and the CLI (SPEC §10).
+
+Same convention as :mod:`sedge.experiments`: a stage's folder holds ``config.json``; calling the
+stage again with the same configuration reads the finished result instead of recomputing it.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..data import load_data
+from ..experiments import _same_config
+from ..paths import atomic_write_json
+from ..train import accuracy
+from .dcase_cnn import conv_macs, keras_param_count
+from .filter_pruning import prune_filters, redundant_filters
+from .train import build_baseline, load_baseline, predict, train_baseline
+
+
+def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int, lr: float,
+                 batch_size: int = 32, max_steps: int | None = None, seed: int = 0, kwargs: dict | None = None,
+                 progress: bool = True) -> dict:
+    """Train baseline ``kind`` on ``data_spec`` into ``run_dir`` unless already done (the notebooks use
+    :func:`sedge.experiments.run_dir_for`, i.e. ``root/<data_tag>_<kind>``)."""
+    run_dir = Path(run_dir)
+    data = load_data(data_spec)
+    kwargs = {"n_classes": len(data.classes), **(kwargs or {})}
+    config = {"kind": kind, "kwargs": kwargs, "data": data_spec, "dataset": data.summary(), "epochs": epochs,
+              "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "seed": seed}
+    if _same_config(run_dir, config, "summary.json", "best.pt"):
+        return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "config.json", config)
+    model = build_baseline(kind, **kwargs)
+    summary = train_baseline(model, data, run_dir, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
+                             seed=seed, data_spec=data_spec, progress=progress)
+    return {**summary, "run_dir": str(run_dir)}
+
+
+def dcase_costs(model) -> dict:
+    """Parameter counts (paper/Keras: BN 4 per channel; trainable) and MACs per layer of a DCASE CNN."""
+    return {"params_keras": keras_param_count(model), "params": sum(p.numel() for p in model.parameters()),
+            "macs": conv_macs(model), "channels": list(model.channels)}
+
+
+def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ...], *, epochs: int, lr: float,
+                      batch_size: int = 32, max_steps: int | None = None, max_fraction: float = 0.5, seed: int = 0,
+                      progress: bool = True) -> dict:
+    """Passive filter pruning of conv layers ``layers`` (1, 2, 3) of a trained DCASE CNN, then fine-tuning
+    with validation selection (the pruned model competes as epoch 0). Cached under
+    ``run_dir/filters/c<layers>``. Returns costs before/after and accuracies before/after fine-tuning."""
+    run_dir = Path(run_dir)
+    if not layers or not set(layers) <= {1, 2, 3}:
+        raise ValueError(f"layers must be a non-empty subset of (1, 2, 3), got {layers}")
+    layers = tuple(sorted(set(layers)))
+    out = run_dir / "filters" / ("c" + "".join(map(str, layers)))
+    config = {"checkpoint": str(run_dir / "best.pt"), "data": data_spec, "layers": list(layers), "epochs": epochs,
+              "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
+    if _same_config(out, config, "result.json", "best.pt"):
+        return json.loads((out / "result.json").read_text())
+    model, meta = load_baseline(run_dir / "best.pt")
+    if model.arch["kind"] != "dcase":
+        raise ValueError(f"{run_dir}: filter pruning is defined for the DCASE CNN, not {model.arch['kind']!r}")
+    data = load_data(data_spec).restrict_to(meta["classes"])
+    remove = {i: redundant_filters(getattr(model, f"conv{i}").weight, max_fraction) for i in layers}
+    small = prune_filters(model, remove).eval()
+    small.arch = {"kind": "dcase", "kwargs": {**model.arch["kwargs"], "channels": tuple(small.channels)}}
+    x_val, y_val = data.val.tensors(*meta["norm"])
+    x_test, y_test = data.test.tensors(*meta["norm"])
+    before = {"val_acc": accuracy(predict(model, x_val), y_val), "test_acc": accuracy(predict(model, x_test), y_test)}
+    pruned = {"val_acc": accuracy(predict(small, x_val), y_val), "test_acc": accuracy(predict(small, x_test), y_test)}
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", config)
+    tuned = train_baseline(small, data, out, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
+                           seed=seed, init_competes=True, data_spec=data_spec, progress=progress)
+    result = {"layers": list(layers), "removed": {str(i): r for i, r in remove.items()},
+              "unpruned": {**before, **dcase_costs(model)}, "pruned": {**pruned, **dcase_costs(small)},
+              "finetuned": {"val_acc": tuned["val_acc"], "test_acc": tuned["test_acc"], "best_epoch": tuned["best_epoch"],
+                            "train_seconds": tuned["train_seconds"]}, "out": str(out)}
+    atomic_write_json(out / "result.json", result)
+    return result

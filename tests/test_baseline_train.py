@@ -1,0 +1,49 @@
+"""Training loop and cached stages of the comparison baselines (SPEC §10)."""
+import json
+
+import pytest
+import torch
+
+from sedge.baselines.compress import apply_masks, magnitude_masks, sparsity_of
+from sedge.baselines.experiments import baseline_run, filter_pruned_run
+from sedge.baselines.train import build_baseline, load_baseline, train_baseline
+from sedge.data import load_data
+
+SPEC = "synthetic:n_speakers=10,words=yes+no+up"
+
+
+def test_baseline_run_is_cached_and_filter_pruning_never_loses_the_pruned_model(tmp_path):
+    s = baseline_run("dcase", SPEC, tmp_path / "syn_dcase", epochs=1, lr=0.003, max_steps=3, progress=False)
+    assert s["best_epoch"] == 1 and 0 <= s["test_acc"] <= 1
+    stamp = (tmp_path / "syn_dcase" / "best.pt").stat().st_mtime_ns
+    again = baseline_run("dcase", SPEC, tmp_path / "syn_dcase", epochs=1, lr=0.003, max_steps=3, progress=False)
+    assert again["val_acc"] == s["val_acc"] and (tmp_path / "syn_dcase" / "best.pt").stat().st_mtime_ns == stamp
+    r = filter_pruned_run(s["run_dir"], SPEC, (2, 3), epochs=1, lr=0.001, max_steps=2, progress=False)
+    assert r["pruned"]["channels"][0] == 16 and r["pruned"]["channels"][1] < 16 and r["pruned"]["channels"][2] < 32
+    assert r["pruned"]["params_keras"] < r["unpruned"]["params_keras"]
+    assert r["pruned"]["macs"]["total"] < r["unpruned"]["macs"]["total"]
+    assert r["finetuned"]["val_acc"] >= r["pruned"]["val_acc"]            # the pruned model competes as epoch 0
+    small, _ = load_baseline(r["out"] + "/best.pt")
+    assert list(small.channels) == r["pruned"]["channels"]
+    with pytest.raises(ValueError, match="subset"):
+        filter_pruned_run(s["run_dir"], SPEC, (4,), epochs=1, lr=0.001)
+
+
+def test_masks_reapplied_after_every_step_keep_the_sparsity(tmp_path):
+    data = load_data(SPEC)
+    model = build_baseline("dcase", n_classes=len(data.classes))
+    masks = magnitude_masks(model, 0.9)
+    apply_masks(model, masks)
+    train_baseline(model, data, tmp_path, epochs=1, lr=0.01, max_steps=3, progress=False,
+                   after_step=lambda m: apply_masks(m, masks))
+    trained, blob = load_baseline(tmp_path / "best.pt")
+    assert sparsity_of(trained) >= 0.89 and json.loads((tmp_path / "summary.json").read_text())["epochs"] == 1
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_bad_baseline_inputs(tmp_path):
+    with pytest.raises(ValueError, match="unknown baseline"):
+        build_baseline("resnet")
+    torch.save({"x": 1}, tmp_path / "x.pt")
+    with pytest.raises(ValueError, match="not a sedge baseline"):
+        load_baseline(tmp_path / "x.pt")
