@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .config import TrainConfig, model_config
 from .data import load_data
-from .paths import REPO, atomic_write_json
+from .paths import REPO, atomic_write_json, portable
 from .train import load_checkpoint, train
 
 
@@ -71,7 +71,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     from .paths import atomic_write_csv
     from .train import accuracy, predict, save_checkpoint
     out = Path(out)
-    config = {"checkpoint": str(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
+    config = {"checkpoint": portable(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
     if _same_config(out, config, "summary.json", "pruned.pt"):
         return json.loads((out / "summary.json").read_text())
@@ -89,7 +89,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     xt, yt = data.test.tensors(*meta["norm"])
     out.mkdir(parents=True, exist_ok=True)
     keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
-    save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": str(checkpoint), "budget_pp": budget_pp})
+    save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": portable(checkpoint), "budget_pp": budget_pp})
     atomic_write_csv(out / "steps.csv", res.table())
     b, f = cost_report(model), cost_report(res.model)
     summary = {**config, "states_before": [l.P for l in model.layers], "states_after": [l.P for l in res.model.layers],
@@ -133,7 +133,7 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     out = Path(out)
     tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
                        max_steps_per_epoch=max_steps)
-    config = {"checkpoint": str(checkpoint), "data": data_spec, "train": asdict(tcfg)}
+    config = {"checkpoint": portable(checkpoint), "data": data_spec, "train": asdict(tcfg)}
     if _same_config(out, config, "summary.json", "best.pt"):
         return json.loads((out / "summary.json").read_text())
     model, meta = load_checkpoint(checkpoint)

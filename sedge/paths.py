@@ -43,3 +43,13 @@ def atomic_write_csv(path: Path, rows: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(path, lambda f: f.write(buf.getvalue().encode()))
+
+
+def portable(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (how cached stages name their inputs,
+    so that a clone elsewhere recognises the committed stages), else as given."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..data import load_data
 from ..experiments import _same_config
-from ..paths import atomic_write_json
+from ..paths import atomic_write_json, portable
 from ..train import accuracy
 from .dcase_cnn import conv_macs, keras_param_count
 from .filter_pruning import prune_filters, redundant_filters
@@ -54,10 +54,10 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
         raise ValueError(f"layers must be a non-empty subset of (1, 2, 3), got {layers}")
     layers = tuple(sorted(set(layers)))
     out = run_dir / "filters" / ("c" + "".join(map(str, layers)))
-    config = {"checkpoint": str(run_dir / "best.pt"), "data": data_spec, "layers": list(layers), "epochs": epochs,
+    config = {"checkpoint": portable(run_dir / "best.pt"), "data": data_spec, "layers": list(layers), "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
     if _same_config(out, config, "result.json", "best.pt"):
-        return json.loads((out / "result.json").read_text())
+        return {**json.loads((out / "result.json").read_text()), "out": str(out)}
     model, meta = load_baseline(run_dir / "best.pt")
     if model.arch["kind"] != "dcase":
         raise ValueError(f"{run_dir}: filter pruning is defined for the DCASE CNN, not {model.arch['kind']!r}")
@@ -76,6 +76,75 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     result = {"layers": list(layers), "removed": {str(i): r for i, r in remove.items()},
               "unpruned": {**before, **dcase_costs(model)}, "pruned": {**pruned, **dcase_costs(small)},
               "finetuned": {"val_acc": tuned["val_acc"], "test_acc": tuned["test_acc"], "best_epoch": tuned["best_epoch"],
-                            "train_seconds": tuned["train_seconds"]}, "out": str(out)}
+                            "train_seconds": tuned["train_seconds"]}}
+    atomic_write_json(out / "result.json", result)
+    return {**result, "out": str(out)}
+
+
+def transformer_macs(model, clip_samples: int = 16000) -> int:
+    """MACs of one clip through the frame transformer: embedding, per block the q/k/v/out projections
+    (4 T d²), attention scores and mixing (2 T² d) and the feed-forward (2 T d ff), the classifier."""
+    T, d = clip_samples // model.frame, model.embed.out_features
+    per_block = sum(4 * T * d * d + 2 * T * T * d + 2 * T * d * b.linear1.out_features for b in model.blocks)
+    return T * model.frame * d + per_block + d * model.classifier.out_features
+
+
+def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, epochs: int, lr: float,
+                         batch_size: int = 16, max_steps: int | None = None, max_val: int | None = None,
+                         progress: bool = True) -> dict:
+    """Convexity-guided layer pruning of the trained model in ``run_dir`` (``family``: ``"sedge"`` or
+    ``"transformer"``): layer-wise convexity on validation clips, layers after the peak dropped,
+    fine-tuning with validation selection. Cached in ``run_dir/convexity``."""
+    from ..cost import layer_shapes, paper_params
+    from ..experiments import finetuned_run
+    from ..train import load_checkpoint, save_checkpoint
+    from .layer_pruning import convexity_profile, layers_to_keep, truncate_sedge, truncate_transformer
+    if family not in ("sedge", "transformer"):
+        raise ValueError(f"family must be 'sedge' or 'transformer', got {family!r}")
+    run_dir = Path(run_dir)
+    out = run_dir / "convexity"
+    config = {"run": portable(run_dir), "data": data_spec, "family": family, "epochs": epochs, "lr": lr,
+              "batch_size": batch_size, "max_steps": max_steps, "max_val": max_val}
+    if _same_config(out, config, "result.json"):
+        return json.loads((out / "result.json").read_text())
+    if family == "sedge":
+        model, meta = load_checkpoint(run_dir / "best.pt")
+        params = lambda m: paper_params(layer_shapes(m), m.cfg.n_classes)       # noqa: E731
+        depth = len(model.layers)
+    else:
+        model, meta = load_baseline(run_dir / "best.pt")
+        params = lambda m: sum(p.numel() for p in m.parameters())               # noqa: E731
+        depth = len(model.blocks)
+    data = load_data(data_spec).restrict_to(meta["classes"])
+    x_val, y_val = data.val.tensors(*meta["norm"])
+    x_test, y_test = data.test.tensors(*meta["norm"])
+    sel = slice(None, max_val)
+    scores = convexity_profile(model, x_val[sel], y_val[sel].numpy())
+    keep = layers_to_keep(scores)
+    run_summary = json.loads((run_dir / "summary.json").read_text())
+    result = {"family": family, "scores": scores, "layers": depth, "keep": keep, "params": params(model),
+              "val_acc": run_summary["val_acc"], "test_acc": run_summary["test_acc"]}
+    if family == "transformer":
+        result["macs"] = transformer_macs(model)
+    out.mkdir(parents=True, exist_ok=True)
+    if keep < depth:
+        from ..train import predict as sedge_predict
+        small = truncate_sedge(model, keep) if family == "sedge" else truncate_transformer(model, keep)
+        small.eval()
+        pred = sedge_predict if family == "sedge" else predict
+        result.update({"params_pruned": params(small),
+                       "val_acc_truncated": accuracy(pred(small, x_val), y_val),
+                       "test_acc_truncated": accuracy(pred(small, x_test), y_test)})
+        if family == "sedge":
+            save_checkpoint(out / "truncated.pt", small, {k: meta[k] for k in ("classes", "norm", "data") if k in meta})
+            tuned = finetuned_run(out / "truncated.pt", data_spec, out / "finetune", epochs=epochs, lr=lr,
+                                  batch_size=batch_size, max_steps=max_steps, progress=progress)
+        else:
+            result["macs_pruned"] = transformer_macs(small)
+            tuned = train_baseline(small, data, out / "finetune", epochs=epochs, lr=lr, batch_size=batch_size,
+                                   max_steps=max_steps, init_competes=True, data_spec=data_spec, progress=progress)
+        result.update({"val_acc_finetuned": tuned["val_acc"], "test_acc_finetuned": tuned["test_acc"],
+                       "finetune_best_epoch": tuned["best_epoch"]})
+    atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
     return result

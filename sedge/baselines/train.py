@@ -28,8 +28,9 @@ from ..paths import atomic_write_bytes, atomic_write_csv, atomic_write_json
 from ..train import accuracy, cosine_with_warmup
 from .acdnet import ACDNet
 from .dcase_cnn import DcaseCNN
+from .transformer import FrameTransformer
 
-KINDS: dict[str, type[torch.nn.Module]] = {"dcase": DcaseCNN, "acdnet": ACDNet}
+KINDS: dict[str, type[torch.nn.Module]] = {"dcase": DcaseCNN, "acdnet": ACDNet, "transformer": FrameTransformer}
 
 
 def build_baseline(kind: str, **kwargs) -> torch.nn.Module:
