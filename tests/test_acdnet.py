@@ -76,3 +76,39 @@ def test_int8_quantisation_is_close_and_small():
         out, want = qm(x), ref(x)
     assert (out - want).abs().max() < 0.1 * want.abs().max() + 1e-3
     assert quantised_bytes(qm) < 0.3 * 4 * sum(p.numel() for p in ref.parameters())
+
+
+def test_channel_pruning_removes_dead_channels_exactly():
+    from sedge.baselines.compress import prune_channels
+    from sedge.baselines.train import build_baseline
+    torch.manual_seed(0)
+    m = build_baseline("acdnet", n_classes=4, sfeb=(4, 16), widths=MICRO_WIDTHS).eval()
+    convs = [c for c in m.tfeb if isinstance(c, torch.nn.Conv2d)][:-1]
+    bns = [b for b in m.tfeb if isinstance(b, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for c, b in zip(convs, bns):          # the second half of every conv's channels is dead: zero weights,
+            half = c.out_channels // 2          # and a BN that maps 0 to 0, so removing them changes nothing
+            c.weight[half:] = 0
+            b.bias[half:] = 0
+            b.running_mean[half:] = 0
+    small = prune_channels(m, 0.5).eval()
+    assert [c.out_channels for c in small.tfeb if isinstance(c, torch.nn.Conv2d)][:-1] == [w // 2 for w in MICRO_WIDTHS]
+    x = torch.randn(3, 16000)
+    with torch.no_grad():
+        assert torch.allclose(small(x), m(x), atol=1e-5)
+    with pytest.raises(ValueError, match="keep_fraction"):
+        prune_channels(m, 0.0)
+
+
+def test_compression_path_stage(tmp_path):
+    from sedge.baselines.experiments import baseline_run, compressed_run
+    spec = "synthetic:n_speakers=20,words=yes+no+up"
+    s = baseline_run("acdnet", spec, tmp_path / "a", epochs=1, lr=0.003, max_steps=1, progress=False,
+                     kwargs={"sfeb": [4, 16], "widths": list(MICRO_WIDTHS)})
+    r = compressed_run(s["run_dir"], spec, sparsity=0.9, keep_fraction=0.5, epochs=1, lr=0.001, max_steps=1,
+                       calib_clips=8, progress=False)
+    st = r["stages"]
+    assert st["magnitude"]["nonzero_params"] < 0.2 * st["float"]["params"]
+    assert st["channels"]["params"] < st["float"]["params"] and st["channels"]["macs"] < st["float"]["macs"]
+    assert st["int8"]["int8_bytes"] < st["channels"]["float_bytes"] / 3
+    assert st["magnitude"]["val_acc"] >= 0 and r["widths"] == [w // 2 for w in MICRO_WIDTHS]

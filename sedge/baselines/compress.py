@@ -1,13 +1,16 @@
 """Compression path of the pruning-vs-XNOR comparison (SPEC §10): global magnitude pruning with
 masks re-applied during fine-tuning, and 8-bit post-training quantisation with an integer model
-(our own well-defined fake-quant; ``torch.ao.quantization`` is deprecated). Structured channel
-pruning is still to come.
+(our own well-defined fake-quant; ``torch.ao.quantization`` is deprecated), and structured channel
+pruning of the ACDNet feature stack (:func:`prune_channels`): per conv, the output channels with the
+smallest L1 norm go, physically, with their BatchNorm and the next conv's input channels.
 
 Quantisation: weights per output channel, symmetric int8, scale s_w = max|W|/127; activations per
 tensor, asymmetric uint8 from calibration min/max: q = clamp(round(x/s) + z, 0, 255). A layer's
 integer form is (W_q int8, s_w, b float32) and its input/output (s, z) pairs, exported as NumPy.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -37,6 +40,42 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
 def sparsity_of(model: nn.Module) -> float:
     ws = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     return float(sum((w == 0).sum() for w in ws) / sum(w.numel() for w in ws))
+
+
+# ---- structured channel pruning (ACDNet) ------------------------------------------------------
+def prune_channels(model: nn.Module, keep_fraction: float) -> nn.Module:
+    """A physically smaller ACDNet keeping ⌈keep_fraction · C⌉ output channels of every TFEB conv (the
+    last, class-producing 1×1 conv keeps its n_classes outputs): those with the largest L1 weight norm,
+    so channels zeroed by magnitude pruning go first. Copies the SFEB and the decoder unchanged."""
+    from .acdnet import ACDNet
+    if not 0 < keep_fraction <= 1:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    if model.xnor:
+        raise ValueError("prune_channels: structured pruning is defined for the float ACDNet")
+    old_convs = [m for m in model.tfeb if isinstance(m, nn.Conv2d)]
+    old_bns = [m for m in model.tfeb if isinstance(m, nn.BatchNorm2d)]
+    keep = []
+    for conv in old_convs[:-1]:
+        norms = conv.weight.detach().abs().sum(dim=(1, 2, 3))
+        k = max(1, math.ceil(keep_fraction * conv.out_channels))
+        keep.append(torch.sort(torch.topk(norms, k).indices).values)
+    keep.append(torch.arange(old_convs[-1].out_channels))
+    kw = model.arch["kwargs"] if hasattr(model, "arch") else {}
+    new = ACDNet(**{**kw, "n_classes": model.fc.out_features, "widths": tuple(len(k) for k in keep[:-1]), "xnor": False})
+    new.sfeb.load_state_dict(model.sfeb.state_dict())
+    new.fc.load_state_dict(model.fc.state_dict())
+    new_convs = [m for m in new.tfeb if isinstance(m, nn.Conv2d)]
+    new_bns = [m for m in new.tfeb if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        prev = torch.arange(old_convs[0].in_channels)
+        for oc, nc, ob, nb, k in zip(old_convs, new_convs, old_bns, new_bns, keep):
+            nc.weight.copy_(oc.weight[k][:, prev])
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                getattr(nb, name).copy_(getattr(ob, name)[k])
+            prev = k
+    if hasattr(model, "arch"):
+        new.arch = {"kind": model.arch["kind"], "kwargs": {**kw, "widths": tuple(len(k) for k in keep[:-1])}}
+    return new.train(model.training)
 
 
 # ---- 8-bit post-training quantisation ----------------------------------------------------------

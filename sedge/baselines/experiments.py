@@ -148,3 +148,64 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
     atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
     return result
+
+
+def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep_fraction: float, epochs: int,
+                   lr: float, batch_size: int = 32, max_steps: int | None = None, calib_clips: int = 64,
+                   progress: bool = True) -> dict:
+    """The compression path of Mohaimenuzzaman et al. on the float ACDNet in ``run_dir`` (SPEC §10):
+
+    1. global magnitude pruning to ``sparsity``, fine-tuned with the masks re-applied after every step;
+    2. structured channel pruning keeping ``keep_fraction`` of every feature conv's channels (largest
+       L1 norm), fine-tuned;
+    3. 8-bit post-training quantisation (int8 weights per channel, uint8 activations calibrated on
+       ``calib_clips`` training clips).
+
+    Every fine-tuning selects on validation with the previous model competing as epoch 0. Cached in
+    ``run_dir/compress_s<sparsity>_k<keep>``; returns cost and accuracy after each stage."""
+    import copy
+
+    from .acdnet import cost
+    from .compress import apply_masks, magnitude_masks, prune_channels, quantise_model, quantised_bytes
+    run_dir = Path(run_dir)
+    out = run_dir / f"compress_s{sparsity:g}_k{keep_fraction:g}"
+    config = {"run": portable(run_dir), "data": data_spec, "sparsity": sparsity, "keep_fraction": keep_fraction,
+              "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "calib_clips": calib_clips}
+    if _same_config(out, config, "result.json"):
+        return json.loads((out / "result.json").read_text())
+    base, meta = load_baseline(run_dir / "best.pt")
+    if base.arch["kind"] != "acdnet" or base.xnor:
+        raise ValueError(f"{run_dir}: the compression path starts from a float ACDNet")
+    data = load_data(data_spec).restrict_to(meta["classes"])
+    x_val, y_val = data.val.tensors(*meta["norm"])
+    x_test, y_test = data.test.tensors(*meta["norm"])
+    ft = dict(epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps, init_competes=True,
+              data_spec=data_spec, progress=progress)
+
+    def describe(model, **extra):
+        c = cost(model)
+        nonzero = sum(int((p != 0).sum()) for p in model.parameters())
+        return {"params": c["params"], "nonzero_params": nonzero, "macs": c["macs"], "float_bytes": 4 * c["params"],
+                "val_acc": accuracy(predict(model, x_val), y_val), "test_acc": accuracy(predict(model, x_test), y_test),
+                **extra}
+
+    stages = {"float": describe(base)}
+    masks = magnitude_masks(base, sparsity)
+    sparse = copy.deepcopy(base)
+    apply_masks(sparse, masks)
+    train_baseline(sparse, data, out / "magnitude", after_step=lambda m: apply_masks(m, masks), **ft)
+    sparse, _ = load_baseline(out / "magnitude" / "best.pt")
+    stages["magnitude"] = describe(sparse)
+    slim = prune_channels(sparse, keep_fraction)
+    train_baseline(slim, data, out / "channels", **ft)
+    slim, _ = load_baseline(out / "channels" / "best.pt")
+    stages["channels"] = describe(slim)
+    calib = data.train.tensors(*meta["norm"])[0][:calib_clips]
+    q = quantise_model(copy.deepcopy(slim), calib)
+    stages["int8"] = {**stages["channels"], "val_acc": accuracy(predict(q, x_val), y_val),
+                      "test_acc": accuracy(predict(q, x_test), y_test), "int8_bytes": quantised_bytes(q)}
+    result = {"sparsity": sparsity, "keep_fraction": keep_fraction, "widths": list(slim.arch["kwargs"]["widths"]),
+              "stages": stages}
+    atomic_write_json(out / "config.json", config)
+    atomic_write_json(out / "result.json", result)
+    return result
