@@ -51,8 +51,11 @@ def notebook_source_hash(path: Path) -> str:
 
 
 def freshness_key(notebook: Path, profile: str, params: dict, lib: str | None = None) -> str:
+    """A notebook whose parameters name a ``profile`` (the comparison chapter, which reads back the
+    other chapters' stages at that profile) also depends on that whole profile."""
+    chapters = load_profile(params["profile"]) if "profile" in params else None
     blob = json.dumps({"notebook": notebook_source_hash(notebook), "profile": profile, "params": params,
-                       "library": lib or library_hash()}, sort_keys=True)
+                       "library": lib or library_hash(), "chapters": chapters}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -65,6 +65,17 @@ def test_freshness_key_changes_with_parameters():
     assert a != freshness_key(path, "ci", {"epochs": 1})
 
 
+def test_comparison_key_follows_the_chapters_it_compares(monkeypatch):
+    import sedge.book as book
+    path = source_notebooks()[-1]
+    a = freshness_key(path, "quick", {"profile": "quick"})
+    plain = freshness_key(path, "quick", {"epochs": 1})
+    real = book.load_profile
+    monkeypatch.setattr(book, "load_profile", lambda name: {**real(name), "06_filter_pruning": {"max_fraction": 0.25}})
+    assert freshness_key(path, "quick", {"profile": "quick"}) != a     # another chapter's parameters changed
+    assert freshness_key(path, "quick", {"epochs": 1}) == plain        # a chapter without `profile` does not care
+
+
 def test_book_toc_lists_every_notebook():
     toc = yaml.safe_load((BOOK / "_toc.yml").read_text())
     files = {c["file"] for c in toc["chapters"]}
