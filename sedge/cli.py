@@ -165,8 +165,14 @@ def cmd_data(a: argparse.Namespace) -> int:
 
 def cmd_baseline(a: argparse.Namespace) -> int:
     from .baselines.experiments import baseline_run
+    kwargs = {}
+    if a.kind == "acdnet":
+        from .baselines.acdnet import ACDNET_WIDTHS, MICRO_WIDTHS
+        kwargs = {"widths": list(MICRO_WIDTHS if a.micro else ACDNET_WIDTHS), "xnor": a.xnor}
+    elif a.xnor or a.micro:
+        raise ValueError("--xnor and --micro apply to --kind acdnet only")
     s = baseline_run(a.kind, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                     max_steps=a.max_steps, seed=a.seed)
+                     max_steps=a.max_steps, seed=a.seed, kwargs=kwargs)
     print(json.dumps(s, indent=1))
     return 0
 
@@ -175,6 +181,22 @@ def cmd_prune_filters(a: argparse.Namespace) -> int:
     from .baselines.experiments import filter_pruned_run
     r = filter_pruned_run(a.run, a.data, tuple(a.layers), epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                           max_steps=a.max_steps, max_fraction=a.max_fraction)
+    print(json.dumps(r, indent=1))
+    return 0
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    from .baselines.experiments import compressed_run
+    r = compressed_run(a.run, a.data, sparsity=a.sparsity, keep_fraction=a.keep_fraction, epochs=a.epochs, lr=a.lr,
+                       batch_size=a.batch_size, max_steps=a.max_steps, calib_clips=a.calib_clips)
+    print(json.dumps(r, indent=1))
+    return 0
+
+
+def cmd_prune_layers(a: argparse.Namespace) -> int:
+    from .baselines.experiments import convexity_pruned_run
+    r = convexity_pruned_run(a.run, a.data, a.family, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
+                             max_steps=a.max_steps, max_val=a.max_val)
     print(json.dumps(r, indent=1))
     return 0
 
@@ -276,18 +298,49 @@ def main(argv: list[str] | None = None) -> int:
     x.set_defaults(func=cmd_export)
 
     bl = sub.add_parser("baseline", help="train a comparison baseline (SPEC §10) on the same splits as S-Edge",
-                        description="Train a baseline (dcase: the DCASE 2021 Task 1A CNN on log-mel; acdnet: the "
+                        description="Train a baseline (dcase: the DCASE 2021 Task 1A CNN on log-mel; transformer: a small encoder over 25-ms frames; acdnet: the "
                                     "raw-audio ACDNet) with Adam and a cosine schedule, select on validation, test once. "
                                     "A finished run with the same configuration is reused; an interrupted one resumes.")
-    bl.add_argument("--kind", default="dcase", choices=["dcase", "acdnet"])
+    bl.add_argument("--kind", default="dcase", choices=["dcase", "acdnet", "transformer"])
     bl.add_argument("--data", default="synthetic", help=DATA_HELP)
     bl.add_argument("--epochs", type=int, default=30)
     bl.add_argument("--lr", type=float, default=0.001)
     bl.add_argument("--batch-size", type=int, default=32)
     bl.add_argument("--max-steps", type=int, default=None, help="cap the batches per epoch (smoke runs)")
     bl.add_argument("--seed", type=int, default=0)
+    bl.add_argument("--micro", action="store_true", help="acdnet: the micro widths (8…64) instead of ACDNet's (32…512)")
+    bl.add_argument("--xnor", action="store_true", help="acdnet: XNOR-Net binary convs (first conv and last linear float)")
     bl.add_argument("--out", required=True, help="run folder (best.pt, metrics.csv, summary.json)")
     bl.set_defaults(func=cmd_baseline)
+
+    cp = sub.add_parser("compress", help="magnitude pruning → channel pruning → int8 quantisation of a float ACDNet",
+                        description="The compression path of Mohaimenuzzaman et al.: global magnitude pruning (masks "
+                                    "re-applied while fine-tuning), structured channel pruning (largest L1 norm kept), "
+                                    "fine-tuning, 8-bit post-training quantisation. Writes RUN/compress_s*_k*/result.json.")
+    cp.add_argument("--run", required=True, help="a folder made by `sedge baseline --kind acdnet`")
+    cp.add_argument("--data", default="synthetic", help=DATA_HELP)
+    cp.add_argument("--sparsity", type=float, default=0.95)
+    cp.add_argument("--keep-fraction", type=float, default=0.25, help="channels kept per conv by structured pruning")
+    cp.add_argument("--epochs", type=int, default=5, help="fine-tuning epochs after each pruning step")
+    cp.add_argument("--lr", type=float, default=0.001)
+    cp.add_argument("--batch-size", type=int, default=32)
+    cp.add_argument("--max-steps", type=int, default=None)
+    cp.add_argument("--calib-clips", type=int, default=64, help="training clips that calibrate the int8 activations")
+    cp.set_defaults(func=cmd_compress)
+
+    pl = sub.add_parser("prune-layers", help="convexity-guided layer pruning of an S-Edge or transformer run",
+                        description="Graph convexity of every layer on validation clips, layers after the peak "
+                                    "dropped, fine-tuning with validation selection (Dorszewski et al. 2024). "
+                                    "Writes RUN/convexity/result.json.")
+    pl.add_argument("--run", required=True, help="a run folder (sedge train, or sedge baseline --kind transformer)")
+    pl.add_argument("--family", required=True, choices=["sedge", "transformer"])
+    pl.add_argument("--data", default="synthetic", help=DATA_HELP)
+    pl.add_argument("--epochs", type=int, default=2)
+    pl.add_argument("--lr", type=float, default=0.002)
+    pl.add_argument("--batch-size", type=int, default=16)
+    pl.add_argument("--max-steps", type=int, default=None)
+    pl.add_argument("--max-val", type=int, default=None, help="validation clips for the convexity (default: all)")
+    pl.set_defaults(func=cmd_prune_layers)
 
     pf = sub.add_parser("prune-filters", help="passive similarity filter pruning of a trained DCASE CNN, then fine-tuning",
                         description="Remove the filters the rank-1 SVD similarity marks redundant (Singh & Plumbley "

@@ -47,3 +47,16 @@ def test_bad_baseline_inputs(tmp_path):
     torch.save({"x": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a sedge baseline"):
         load_baseline(tmp_path / "x.pt")
+
+
+def test_baseline_cli(tmp_path, capsys):
+    from sedge.cli import main as cli_main
+    out = tmp_path / "t"
+    assert cli_main(["baseline", "--kind", "transformer", "--data", "synthetic:n_speakers=20,words=yes+no+up",
+                     "--epochs", "1", "--max-steps", "1", "--out", str(out)]) == 0
+    assert (out / "best.pt").exists()
+    assert cli_main(["prune-layers", "--run", str(out), "--family", "transformer", "--data",
+                     "synthetic:n_speakers=20,words=yes+no+up", "--epochs", "1", "--max-steps", "1"]) == 0
+    assert json.loads((out / "convexity" / "result.json").read_text())["layers"] == 4
+    assert cli_main(["baseline", "--kind", "dcase", "--xnor", "--out", str(tmp_path / "x")]) == 2
+    assert "acdnet only" in capsys.readouterr().err

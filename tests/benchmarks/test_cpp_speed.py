@@ -74,3 +74,53 @@ def test_cpp_clip_time(name, steps, benchmark):
           + f"; weights {r['weight_bytes']:,} B, state {r['state_bytes']:,} B")
     benchmark.extra_info.update(r)
     assert r["block_ms"] > 0 and r["peak_gmacs"] > 0
+
+
+FIXED_SCRIPT = r"""
+import json, sys, tempfile, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from sedge.config import model_config
+from sedge.cpp import CppModel, build_shared, generate_cpp
+from sedge.cpp_fixed import generate_cpp_fixed
+from sedge.export import export_dict
+from sedge.fixed_point import quantise
+from sedge.model import build_model
+name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
+model = build_model(model_config(name, n_classes=35), seed=0).eval()
+d = export_dict(model, steps)
+rng = np.random.default_rng(0)
+x = (0.1 * rng.standard_normal((1, 16000))).astype(np.float32)
+q = quantise(d, 0.1 * rng.standard_normal((4, 16000)))
+flt = CppModel(build_shared(generate_cpp(d, tempfile.mkdtemp())))
+fix = CppModel(build_shared(generate_cpp_fixed(q, tempfile.mkdtemp())))
+
+def best(fn, reps):
+    fn()
+    return min((lambda t: (fn(), time.process_time() - t)[1])(time.process_time()) for _ in range(reps))
+
+reps = 20 if name == "tiny" else 3
+print(json.dumps({"float_stream_ms": 1e3 * best(lambda: flt.classify(x, path="stream"), reps),
+                  "float_block_ms": 1e3 * best(lambda: flt.classify(x), reps),
+                  "fixed_ms": 1e3 * best(lambda: fix.classify(x), reps),
+                  "float_weight_bytes": flt.weight_bytes, "fixed_weight_bytes": fix.weight_bytes,
+                  "float_state_bytes": flt.state_bytes, "fixed_state_bytes": fix.state_bytes}))
+"""
+
+
+@pytest.mark.parametrize("name,steps", [("tiny", (1, 9, 54)), ("tiny", (1, 1, 1)), ("s", (1,) * 6)])
+def test_cpp_fixed_point_time_and_memory(name, steps, benchmark):
+    """The integer program (int8 weights, int16 states) against the float32 one, in the same run."""
+    def run():
+        out = subprocess.run([sys.executable, "-c", FIXED_SCRIPT, name, ",".join(map(str, steps))],
+                             capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    print(f"\n{name} {list(steps)}: fixed point {r['fixed_ms']:.3f} ms = {r['fixed_ms'] / r['float_stream_ms']:.2f}× "
+          f"float streaming ({r['float_stream_ms']:.3f} ms), {r['fixed_ms'] / r['float_block_ms']:.2f}× float whole-clip; "
+          f"weights {r['fixed_weight_bytes']:,} B vs {r['float_weight_bytes']:,} B "
+          f"({r['float_weight_bytes'] / r['fixed_weight_bytes']:.2f}× smaller), state {r['fixed_state_bytes']:,} B vs "
+          f"{r['float_state_bytes']:,} B")
+    benchmark.extra_info.update(r)
+    assert r["fixed_ms"] > 0 and r["fixed_weight_bytes"] < r["float_weight_bytes"]
