@@ -34,6 +34,10 @@ static inline int64_t rsh(int64_t a, int s) {
     return s >= 0 ? (a + ((int64_t(1) << s) >> 1)) >> s : a * (int64_t(1) << -s);
 }
 static inline int16_t sat16(int64_t a) { return a > 32767 ? 32767 : (a < -32768 ? -32768 : static_cast<int16_t>(a)); }
+// The same for 0 <= s <= 30 and |a| <= 2^30 in int32 (no overflow: the quantiser bounds every accumulator by 2^30);
+// branch-free, so the compiler vectorises the state update.
+static inline int32_t rsh32(int32_t a, int32_t s) { return (a + ((1 << s) >> 1)) >> s; }
+static inline int32_t sat16_32(int32_t a) { return a > 32767 ? 32767 : (a < -32768 ? -32768 : a); }
 """
 
 
@@ -66,17 +70,25 @@ def generate_cpp_fixed(q: dict, out_dir: str | Path) -> Path:
                         _int_arr(f"L{i}_shd", "int8_t", l["sh_d"])]
             feed = (f"for (int h = 0; h < {H}; ++h) {{ int32_t a = L{i}_Db[h]; "
                     f"for (int j = 0; j < {DIN}; ++j) a += int32_t(u[j]) * L{i}_DW[j * {H} + h]; y[h] += rsh(a, L{i}_shd[h]); }}")
+        if ((l["sh_v"] >= 0) & (l["sh_v"] <= 30)).all():     # the common case: int32, branch-free
+            recur = (f"for (int p = 0; p < {P}; ++p) {{\n"
+                     f"        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];\n"
+                     f"        xr[p] = static_cast<int16_t>(sat16_32(rsh32(lr * r - li * m, 15) + rsh32(a[p], L{i}_shv[p])));\n"
+                     f"        xi[p] = static_cast<int16_t>(sat16_32(rsh32(lr * m + li * r, 15) + rsh32(a[{P} + p], L{i}_shv[{P} + p])));\n"
+                     f"    }}")
+        else:
+            recur = (f"for (int p = 0; p < {P}; ++p) {{\n"
+                     f"        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];\n"
+                     f"        xr[p] = sat16(rsh(lr * r - li * m, 15) + rsh(a[p], L{i}_shv[p]));\n"
+                     f"        xi[p] = sat16(rsh(lr * m + li * r, 15) + rsh(a[{P} + p], L{i}_shv[{P} + p]));\n"
+                     f"    }}")
         code.append(f"""
 // Layer {i}: x <- sat16(rshift(lam x, 15) + rshift(bv + u BW, shv)) every {steps[i]} samples.
 static inline void update{i}(int16_t* __restrict xr, int16_t* __restrict xi, const int16_t* __restrict u) {{
     int32_t a[{P2}];
     for (int p = 0; p < {P2}; ++p) a[p] = L{i}_bv[p];
     for (int j = 0; j < {DIN}; ++j) {{ const int32_t uj = u[j]; for (int p = 0; p < {P2}; ++p) a[p] += uj * L{i}_BW[j * {P2} + p]; }}
-    for (int p = 0; p < {P}; ++p) {{
-        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];
-        xr[p] = sat16(rsh(lr * r - li * m, 15) + rsh(a[p], L{i}_shv[p]));
-        xi[p] = sat16(rsh(lr * m + li * r, 15) + rsh(a[{P} + p], L{i}_shv[{P} + p]));
-    }}
+    {recur}
 }}
 static inline void emit{i}(const int16_t* __restrict xr, const int16_t* __restrict xi, const int16_t* __restrict u,
                           int16_t* __restrict out) {{

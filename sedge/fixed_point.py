@@ -17,7 +17,7 @@ saturation ``sat16`` clamps to [−32768, 32767]. Fractional bits of activations
 calibration clips (float64 reference, :func:`sedge.export.reference_features`): the largest f with
 ``headroom · max|x| · 2^f ≤ 2^15``. States get one f per mode (the recurrence is diagonal, and the
 2^(−f_p) is folded into C); inputs and outputs of a layer one f each. One step of layer ℓ
-(integers throughout; accumulators int32 — guaranteed by a bound checked at quantisation time):
+(integers throughout; accumulators int32 — |a| ≤ 2^30 is guaranteed by a bound checked at quantisation time):
 
     a_j   = bv_j + Σ_i u_i BW_ij                          v_j = rshift(a_j, sh_v_j)
     x'_p  = sat16(rshift(λr_p xr_p − λi_p xi_p, 15) + v_p)  (and the imaginary part likewise)
@@ -41,7 +41,7 @@ FORMAT = "sedge-export-fixed-16x8"
 VERSION = 1
 LEAKY_Q15 = 328                       # round(0.01 · 2^15)
 IN_SH = 16                            # fractional bits of the input normalisation multiplier
-ACC_LIMIT = 2**31 - 1                 # int32 accumulators
+ACC_LIMIT = 2**30                     # int32 accumulators, with room for a rounding offset (see cpp_fixed)
 
 
 def rshift(a, s):

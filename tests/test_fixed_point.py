@@ -35,6 +35,7 @@ def test_cpp_fixed_point_equals_the_integer_reference_bit_for_bit(reduced, steps
     clips = x[:3, :15_991]                                    # odd length
     ref = fixed_logits(q, clips)
     cpp = CppModel(build_shared(generate_cpp_fixed(q, tmp_path / "q")))
+    assert "rsh32(a[p]" in (tmp_path / "q" / "sedge_model.cpp").read_text()   # the vectorisable int32 state update
     assert np.array_equal(cpp.classify(clips), ref)
     assert np.array_equal(cpp.stream(clips[0]), ref[0])
     assert cpp.weight_bytes == weight_bytes(q)
