@@ -42,3 +42,12 @@ def test_convexity_pruning_stage_of_the_transformer(tmp_path):
         assert r["params_pruned"] < r["params"] and r["val_acc_finetuned"] >= r["val_acc_truncated"]
     again = convexity_pruned_run(s["run_dir"], SPEC, "transformer", epochs=1, lr=0.001, max_steps=2, progress=False)
     assert again == r
+
+
+def test_convexity_pruning_stage_cuts_and_fine_tunes(tmp_path, monkeypatch):
+    """The cutting branch, whatever the peak of this tiny run: keep 2 of 4 blocks."""
+    monkeypatch.setattr("sedge.baselines.layer_pruning.layers_to_keep", lambda scores: 2)
+    s = baseline_run("transformer", SPEC, tmp_path / "t", epochs=1, lr=0.003, max_steps=2, progress=False)
+    r = convexity_pruned_run(s["run_dir"], SPEC, "transformer", epochs=1, lr=0.001, max_steps=2, progress=False)
+    assert r["keep"] == 2 and r["params_pruned"] < r["params"] and r["macs_pruned"] < r["macs"]
+    assert r["val_acc_finetuned"] >= r["val_acc_truncated"]            # the cut model competes as epoch 0
