@@ -689,7 +689,7 @@ Every configuration is also deployed in **fixed point** (`sedge.fixed_point`, `s
 activations, the poles Λ̄ in Q15 rounded toward zero (so |λ̄_q| ≤ |λ̄| < 1: no quantised mode becomes
 unstable), int32 accumulators, and one float dequantisation of the logits at the end. The scales are
 calibrated on training clips, never on test clips. Why int16 states rather than int8: a slow mode's
-state is a sum over ~1/(1 − |λ̄|) steps, up to a thousand, and its per-step increment must still
+state is a sum over ~1/(1 − |λ̄|) steps, many for poles near the unit circle, and its per-step increment must still
 register next to it; why int8 weights: they are 4× smaller and carry the memory.
 """),
 ("params", """
@@ -1487,7 +1487,8 @@ the networks learn at very different speeds — compare the trained rows of each
 cross-family fronts say which family learns fastest on two cores, not which wins when trained to
 convergence as in the papers. The same holds for the XNOR gap across class counts: it tests the
 paper's claim only where the float network is well above chance. The C++ latencies are best of a
-few runs on a shared machine and vary by ±20 % between identical networks.
+few runs on a shared machine; rows of the same model and parameter count are the same network,
+and their spread shows the timing noise.
 """),
 ]
 
