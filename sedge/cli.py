@@ -169,8 +169,12 @@ def cmd_baseline(a: argparse.Namespace) -> int:
     if a.kind == "acdnet":
         from .baselines.acdnet import ACDNET_WIDTHS, MICRO_WIDTHS
         kwargs = {"widths": list(MICRO_WIDTHS if a.micro else ACDNET_WIDTHS), "xnor": a.xnor}
-    elif a.xnor or a.micro:
-        raise ValueError("--xnor and --micro apply to --kind acdnet only")
+        if a.float_sfeb:
+            if not a.xnor:
+                raise ValueError("--float-sfeb applies to --xnor networks only")
+            kwargs["binary_sfeb"] = False
+    elif a.xnor or a.micro or a.float_sfeb:
+        raise ValueError("--xnor, --micro and --float-sfeb apply to --kind acdnet only")
     s = baseline_run(a.kind, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                      max_steps=a.max_steps, seed=a.seed, kwargs=kwargs)
     print(json.dumps(s, indent=1))
@@ -310,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--seed", type=int, default=0)
     bl.add_argument("--micro", action="store_true", help="acdnet: the micro widths (8…64) instead of ACDNet's (32…512)")
     bl.add_argument("--xnor", action="store_true", help="acdnet: XNOR-Net binary convs (first conv and last linear float)")
+    bl.add_argument("--float-sfeb", action="store_true",
+                    help="acdnet --xnor: also keep the second raw-audio conv in float (an ablation of the paper's variant)")
     bl.add_argument("--out", required=True, help="run folder (best.pt, metrics.csv, summary.json)")
     bl.set_defaults(func=cmd_baseline)
 

@@ -84,8 +84,8 @@ def _sedge_rows(P: dict, progress: bool) -> list[dict]:
 
 def _baseline_rows(P: dict, progress: bool) -> list[dict]:
     from .baselines.acdnet import cost as acd_cost
-    from .baselines.experiments import (baseline_run, compressed_run, convexity_pruned_run, dcase_costs,
-                                        filter_pruned_run)
+    from .baselines.experiments import (XNOR_VARIANTS, baseline_run, compressed_run, convexity_pruned_run,
+                                        dcase_costs, filter_pruned_run)
     from .baselines.train import load_baseline
     rows = []
     fp = P["06_filter_pruning"]
@@ -121,12 +121,12 @@ def _baseline_rows(P: dict, progress: bool) -> list[dict]:
     for tag, spec in xn["datasets"].items():
         if not _available(spec):
             continue
-        for xnor in (False, True):
-            name = "acdnet_micro_xnor" if xnor else "acdnet_micro"
+        for network, (name, variant) in XNOR_VARIANTS.items():
             s = baseline_run("acdnet", spec, run_dir_for(xn["run_root"], tag, name), **xn["train"], progress=progress,
-                             kwargs={**xn["micro"], "xnor": xnor})
+                             kwargs={**xn["micro"], **variant})
             c = acd_cost(load_baseline(s["run_dir"] + "/best.pt")[0])
-            rows.append({"data": tag, "family": "ACDNet", "model": "micro", "method": "XNOR-Net" if xnor else "trained",
+            method = "trained" if network == "float" else network.replace("XNOR", "XNOR-Net")
+            rows.append({"data": tag, "family": "ACDNet", "model": "micro", "method": method,
                          "params": c["params"], "macs": c["macs"], "effective macs": c["macs_effective"],
                          "weight bits": c["weight_bits"], "val %": 100 * s["val_acc"], "test %": 100 * s["test_acc"]})
         if tag in xn["compress"]["on"]:

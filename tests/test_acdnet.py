@@ -23,6 +23,15 @@ def test_forward_shapes_and_float_ends_in_xnor():
     assert not isinstance(convs[0], BinaryConv2d) and all(isinstance(c, BinaryConv2d) for c in convs[1:])
 
 
+def test_float_sfeb_ablation_keeps_both_raw_audio_convs_float():
+    torch.manual_seed(0)
+    m = ACDNet(8, sfeb=(4, 16), widths=MICRO_WIDTHS, xnor=True, binary_sfeb=False)
+    convs = [c for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert [isinstance(c, BinaryConv2d) for c in convs[:3]] == [False, False, True]
+    assert all(isinstance(c, BinaryConv2d) for c in convs[2:])
+    assert cost(micro(True))["macs_effective"] < cost(m)["macs_effective"] < cost(micro(False))["macs_effective"]
+
+
 def test_sign_ste():
     x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
     y = SignSTE.apply(x)

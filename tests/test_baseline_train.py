@@ -60,3 +60,6 @@ def test_baseline_cli(tmp_path, capsys):
     assert json.loads((out / "convexity" / "result.json").read_text())["layers"] == 4
     assert cli_main(["baseline", "--kind", "dcase", "--xnor", "--out", str(tmp_path / "x")]) == 2
     assert "acdnet only" in capsys.readouterr().err
+    assert cli_main(["baseline", "--kind", "acdnet", "--float-sfeb", "--out", str(tmp_path / "f")]) == 2
+    assert "--xnor networks only" in capsys.readouterr().err
+    assert not (tmp_path / "f").exists()

@@ -9,7 +9,9 @@ TFEB (ACDNet: 32, 64, 64, 128, 128, 256, 256, 512, 512; the micro variant is muc
 
 XNOR variant: the first conv and the last linear stay float; every other conv becomes
 BN → sign(x) (straight-through estimator: gradient 1 where |x| < 1, else 0) → conv with weights
-sign(W)·α, α = mean|W| per output filter.
+sign(W)·α, α = mean|W| per output filter. ``binary_sfeb=False`` also keeps the SFEB's second conv in
+float (an ablation, not the paper's variant): its binarised input is the sign of band-passed raw
+audio, and the 1×pool max-pool after it sees only a few distinct values.
 """
 from __future__ import annotations
 
@@ -57,13 +59,13 @@ def _conv(binary: bool, c_in: int, c_out: int, k, stride=1, padding=0) -> nn.Con
 
 class ACDNet(nn.Module):
     def __init__(self, n_classes: int, sfeb: tuple[int, int] = (8, 64), widths: tuple[int, ...] = ACDNET_WIDTHS,
-                 pool: int = 40, dropout: float = 0.2, xnor: bool = False) -> None:
+                 pool: int = 40, dropout: float = 0.2, xnor: bool = False, binary_sfeb: bool = True) -> None:
         super().__init__()
         c1, c2 = sfeb
         self.xnor = xnor
         self.sfeb = nn.Sequential(
             nn.Conv2d(1, c1, (1, 9), stride=(1, 2), bias=False), nn.BatchNorm2d(c1), nn.ReLU(),   # stays float
-            _conv(xnor, c1, c2, (1, 5), stride=(1, 2)), nn.BatchNorm2d(c2), nn.ReLU(),
+            _conv(xnor and binary_sfeb, c1, c2, (1, 5), stride=(1, 2)), nn.BatchNorm2d(c2), nn.ReLU(),
             nn.MaxPool2d((1, pool)))
         layers: list[nn.Module] = []
         c_in = 1

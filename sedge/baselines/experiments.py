@@ -17,6 +17,14 @@ from .filter_pruning import prune_filters, redundant_filters
 from .train import build_baseline, load_baseline, predict, train_baseline
 
 
+#: The micro ACDNet networks of the XNOR chapter: label → (run folder name, ACDNet keyword arguments).
+XNOR_VARIANTS: dict[str, tuple[str, dict]] = {
+    "float": ("acdnet_micro", {"xnor": False}),
+    "XNOR": ("acdnet_micro_xnor", {"xnor": True}),                                    # the paper's variant
+    "XNOR, float SFEB": ("acdnet_micro_xnor_fsfeb", {"xnor": True, "binary_sfeb": False}),   # ablation
+}
+
+
 def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int, lr: float,
                  batch_size: int = 32, max_steps: int | None = None, seed: int = 0, kwargs: dict | None = None,
                  progress: bool = True) -> dict:
