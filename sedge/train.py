@@ -69,7 +69,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64, progr
     for i in tqdm(it, desc="evaluating", unit="batch", disable=not progress, leave=False):
         out.append(model(x[i:i + batch_size]))
     model.train(was_training)
-    return torch.cat(out) if out else torch.zeros(0, getattr(model, "cfg").n_classes)
+    return torch.cat(out) if out else torch.zeros(0, getattr(getattr(model, "cfg", None), "n_classes", 0))
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

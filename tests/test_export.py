@@ -133,3 +133,16 @@ def test_cpp_blocked_path_on_reduced_layers_and_odd_lengths(tmp_path):
         assert np.abs(out - ref).max() <= 1e-4 * np.abs(ref).max(), path
     with pytest.raises(ValueError, match="path"):
         cpp.classify(x, path="fast")
+
+
+def test_best_cpu_seconds_warms_up_then_takes_the_minimum():
+    from sedge.cpp import best_cpu_seconds
+    calls = []
+
+    def work():
+        calls.append(1)
+        sum(i * i for i in range(20000 if len(calls) % 2 else 200000))   # alternately short and long
+    t = best_cpu_seconds(work, 4)
+    assert len(calls) == 5
+    long = best_cpu_seconds(lambda: sum(i * i for i in range(200000)), 1)
+    assert 0 <= t < long

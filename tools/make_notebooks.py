@@ -706,7 +706,6 @@ fixed_point = {"calib_clips": 8, "headroom": 1.25}    # training clips that set 
 import json
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -716,7 +715,7 @@ import soundfile as sf
 import torch
 
 from sedge.cost import layer_shapes, macs_per_sample
-from sedge.cpp import CppModel, build_cli, build_shared, generate_cpp
+from sedge.cpp import CppModel, best_cpu_seconds, build_cli, build_shared, generate_cpp
 from sedge.cpp_fixed import generate_cpp_fixed
 from sedge.data import load_data
 from sedge.experiments import load_run, pruned_run, run_dir_for
@@ -736,13 +735,6 @@ def raw_and_normalised(split, norm):
     x, y = split.tensors(*norm)
     x, y = (x[:max_clips], y[:max_clips]) if max_clips else (x, y)
     return x * norm[1] + norm[0], x, y.numpy()     # raw waveform in [-1, 1] (what the C++ reads), model input, labels
-
-def cpu_ms(fn, reps):
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.process_time(); fn(); best = min(best, time.process_time() - t)
-    return 1e3 * best
 """),
 ("markdown", """
 ## Parity and speed per model, pruning and step scale
@@ -785,8 +777,8 @@ for tag, ds in available.items():
                              "test acc % (C++)": 100 * float((out.argmax(1) == y_t).mean()),
                              "weights B": cpp.weight_bytes, "state B": cpp.state_bytes,
                              "MMAC/clip (C++ conv.)": macs_per_sample(layer_shapes(model), model.cfg.n_classes, sc, "cpp") * 16e3 / 1e6,
-                             "µs/clip": 1e3 * cpu_ms(lambda: cpp.classify(one), timing_reps),
-                             "µs/clip streaming": 1e3 * cpu_ms(lambda: cpp.classify(one, path="stream"), timing_reps),
+                             "µs/clip": 1e6 * best_cpu_seconds(lambda: cpp.classify(one), timing_reps),
+                             "µs/clip streaming": 1e6 * best_cpu_seconds(lambda: cpp.classify(one, path="stream"), timing_reps),
                              "clips": len(y_t)})
                 rows[-1]["RTF"] = rows[-1]["µs/clip"] / 1e6
                 q = quantise(d, calib, headroom=fixed_point["headroom"])
@@ -802,7 +794,7 @@ for tag, ds in available.items():
                                    "weights B float": cpp.weight_bytes, "weights B fixed": fx.weight_bytes,
                                    "state B float": cpp.state_bytes, "state B fixed": fx.state_bytes,
                                    "µs/clip float (streaming)": rows[-1]["µs/clip streaming"],
-                                   "µs/clip fixed": 1e3 * cpu_ms(lambda: fx.classify(one), timing_reps)})
+                                   "µs/clip fixed": 1e6 * best_cpu_seconds(lambda: fx.classify(one), timing_reps)})
                 probe = probe or (proj, d_split.test, meta["classes"])
             model.set_step_scale([1] * len(model.layers))
 deploy = pd.DataFrame(rows)
@@ -1364,7 +1356,6 @@ timing_reps = 3         # C++ timing of the S-Edge networks (best of, process CP
 ("code", """
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -1373,7 +1364,7 @@ import pandas as pd
 import torch
 
 from sedge.compare import collect
-from sedge.cpp import CppModel, build_shared, generate_cpp
+from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
 from sedge.export import export_dict
 from sedge.pareto import pareto_mask
 from sedge.train import load_checkpoint
@@ -1425,19 +1416,13 @@ only S-Edge has this axis.
 """),
 ("code", """
 work = Path(tempfile.mkdtemp(prefix="sedge-compare-"))
-def cpu_us(fn, reps):
-    fn()
-    best = float("inf")
-    for _ in range(reps):
-        t = time.process_time(); fn(); best = min(best, time.process_time() - t)
-    return 1e6 * best
 lat = []
 one = np.random.default_rng(0).uniform(-0.1, 0.1, (1, 16000)).astype(np.float32)   # latency does not depend on content
 for i, r in df[df.family == "S-Edge"].reset_index(drop=True).iterrows():
     model, meta = load_checkpoint(r.checkpoint)
     d = export_dict(model, [1] * len(model.layers), norm=tuple(meta["norm"]), classes=meta["classes"])
     cpp = CppModel(build_shared(generate_cpp(d, work / f"m{i}")))
-    lat.append({**r.drop("checkpoint").to_dict(), "µs/clip": cpu_us(lambda: cpp.classify(one), timing_reps)})
+    lat.append({**r.drop("checkpoint").to_dict(), "µs/clip": 1e6 * best_cpu_seconds(lambda: cpp.classify(one), timing_reps)})
 lat = pd.DataFrame(lat)
 fig, axes = plt.subplots(1, len(tags), figsize=(5.5 * len(tags), 3.6), squeeze=False)
 for ax, tag in zip(axes[0], tags):

@@ -11,10 +11,10 @@ from pathlib import Path
 from ..data import load_data
 from ..experiments import _same_config
 from ..paths import atomic_write_json, portable
-from ..train import accuracy
+from ..train import accuracy, predict
 from .dcase_cnn import conv_macs, keras_param_count
 from .filter_pruning import prune_filters, redundant_filters
-from .train import build_baseline, load_baseline, predict, train_baseline
+from .train import build_baseline, load_baseline, train_baseline
 
 
 #: The micro ACDNet networks of the XNOR chapter: label → (run folder name, ACDNet keyword arguments).
@@ -136,13 +136,11 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
         result["macs"] = transformer_macs(model)
     out.mkdir(parents=True, exist_ok=True)
     if keep < depth:
-        from ..train import predict as sedge_predict
         small = truncate_sedge(model, keep) if family == "sedge" else truncate_transformer(model, keep)
         small.eval()
-        pred = sedge_predict if family == "sedge" else predict
         result.update({"params_pruned": params(small),
-                       "val_acc_truncated": accuracy(pred(small, x_val), y_val),
-                       "test_acc_truncated": accuracy(pred(small, x_test), y_test)})
+                       "val_acc_truncated": accuracy(predict(small, x_val), y_val),
+                       "test_acc_truncated": accuracy(predict(small, x_test), y_test)})
         if family == "sedge":
             save_checkpoint(out / "truncated.pt", small, {k: meta[k] for k in ("classes", "norm", "data") if k in meta})
             tuned = finetuned_run(out / "truncated.pt", data_spec, out / "finetune", epochs=epochs, lr=lr,

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from ..data import KeywordData
 from ..paths import atomic_write_bytes, atomic_write_csv, atomic_write_json
-from ..train import accuracy, cosine_with_warmup
+from ..train import accuracy, cosine_with_warmup, predict
 from .acdnet import ACDNet
 from .dcase_cnn import DcaseCNN
 from .transformer import FrameTransformer
@@ -61,15 +61,6 @@ def load_baseline(path: str | Path) -> tuple[torch.nn.Module, dict]:
     model = build_baseline(blob["arch"]["kind"], **blob["arch"]["kwargs"])
     model.load_state_dict(blob["state_dict"])
     return model.eval(), blob
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
-    was = model.training
-    model.eval()
-    out = torch.cat([model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
-    model.train(was)
-    return out
 
 
 def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Path, *, epochs: int, lr: float,

@@ -26,7 +26,7 @@ import numpy as np, torch
 torch.set_num_threads(1)
 from sedge.config import model_config
 from sedge.cost import layer_shapes, macs_per_sample
-from sedge.cpp import CppModel, build_shared, generate_cpp
+from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
 from sedge.export import export_dict
 from sedge.model import build_model
 name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
@@ -35,12 +35,7 @@ d = export_dict(model, steps)
 cpp = CppModel(build_shared(generate_cpp(d, tempfile.mkdtemp())))
 x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
 
-def best(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
-        t = time.process_time(); fn(); times.append(time.process_time() - t)
-    return min(times)
+best = best_cpu_seconds
 
 reps = 30 if name == "tiny" else 5
 block = best(lambda: cpp.classify(x, path="block"), reps)
@@ -81,7 +76,7 @@ import json, sys, tempfile, time
 import numpy as np, torch
 torch.set_num_threads(1)
 from sedge.config import model_config
-from sedge.cpp import CppModel, build_shared, generate_cpp
+from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
 from sedge.cpp_fixed import generate_cpp_fixed
 from sedge.export import export_dict
 from sedge.fixed_point import quantise
@@ -95,9 +90,7 @@ q = quantise(d, 0.1 * rng.standard_normal((4, 16000)))
 flt = CppModel(build_shared(generate_cpp(d, tempfile.mkdtemp())))
 fix = CppModel(build_shared(generate_cpp_fixed(q, tempfile.mkdtemp())))
 
-def best(fn, reps):
-    fn()
-    return min((lambda t: (fn(), time.process_time() - t)[1])(time.process_time()) for _ in range(reps))
+best = best_cpu_seconds
 
 reps = 20 if name == "tiny" else 3
 print(json.dumps({"float_stream_ms": 1e3 * best(lambda: flt.classify(x, path="stream"), reps),
