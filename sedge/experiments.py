@@ -2,18 +2,23 @@
 
 A training run lives in a folder holding ``config.json`` (model, data, recipe). Calling
 :func:`trained_run` again with the same configuration reuses the finished run (or resumes an
-interrupted one) instead of training again: notebooks stay cheap to re-execute.
+interrupted one) instead of training again: notebooks stay cheap to re-execute. A stage derived
+from a checkpoint (pruning, fine-tuning, the baselines' compression stages) also keeps the digest of
+that checkpoint in ``source.sha256`` and is recomputed when the checkpoint changed.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
 
 from .config import TrainConfig, model_config
 from .data import load_data
-from .paths import REPO, atomic_write_json, portable
+from .paths import REPO, atomic_write_bytes, atomic_write_json, portable
 from .train import load_checkpoint, train
+
+SOURCE_RECORD = "source.sha256"      # in a derived stage's folder: digest of the checkpoint it came from
 
 
 def run_dir_for(root: str | Path, data_tag: str, model: str) -> Path:
@@ -51,10 +56,38 @@ def load_run(run_dir: str | Path):
     return model, meta, history
 
 
-def _same_config(folder: Path, config: dict, *files: str) -> bool:
-    """A finished stage in ``folder``: its config.json equals ``config`` and ``files`` exist."""
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_source(record: Path, source: str | Path) -> None:
+    """Write the digest of the checkpoint a stage (or a pruning memo) was computed from."""
+    digest = file_digest(source)
+    atomic_write_bytes(record, lambda f: f.write(digest.encode()))
+
+
+def source_unchanged(record: Path, source: str | Path) -> bool:
+    """Whether ``source`` still has the digest kept in ``record``: a stage derived from a checkpoint
+    is stale once that checkpoint is retrained under the same path. A stage written before digests
+    were kept has no record; it is trusted this once and its record written now."""
+    if not record.exists():
+        record_source(record, source)
+        return True
+    return record.read_text().strip() == file_digest(source)
+
+
+def _same_config(folder: Path, config: dict, *files: str, source: str | Path | None = None) -> bool:
+    """A finished stage in ``folder``: its config.json equals ``config``, ``files`` exist and, for a
+    stage derived from checkpoint ``source``, that checkpoint is the one it was computed from."""
     cfg = folder / "config.json"
-    return cfg.exists() and json.loads(cfg.read_text()) == config and all((folder / f).exists() for f in files)
+    if not (cfg.exists() and json.loads(cfg.read_text()) == config and all((folder / f).exists() for f in files)):
+        return False
+    return source is None or source_unchanged(folder / SOURCE_RECORD, source)
 
 
 def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
@@ -73,7 +106,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     out = Path(out)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
-    if _same_config(out, config, "summary.json", "pruned.pt"):
+    if _same_config(out, config, "summary.json", "pruned.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
@@ -82,7 +115,10 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         xv, yv = xv[:max_val], yv[:max_val]
     memo_file = Path(memo_file) if memo_file else out / "memo.json"
     memo_file.parent.mkdir(parents=True, exist_ok=True)
-    memo = json.loads(memo_file.read_text()) if memo_file.exists() else {}
+    memo_record = memo_file.with_suffix(".sha256")
+    fresh = memo_file.exists() and source_unchanged(memo_record, checkpoint)
+    memo = json.loads(memo_file.read_text()) if fresh else {}      # evaluations of another checkpoint: dropped
+    record_source(memo_record, checkpoint)
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
                 method=method, progress=progress, memo=memo, on_round=lambda m: atomic_write_json(memo_file, m))
     atomic_write_json(memo_file, memo)
@@ -101,6 +137,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
                "n_val": len(xv), "search_seconds": res.seconds, "configurations_evaluated": res.evaluated,
                "steps": res.table()}
     atomic_write_json(out / "summary.json", summary)
+    record_source(out / SOURCE_RECORD, checkpoint)
     atomic_write_json(out / "config.json", config)                  # last: marks the stage finished
     return summary
 
@@ -134,7 +171,7 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
                        max_steps_per_epoch=max_steps)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "train": asdict(tcfg)}
-    if _same_config(out, config, "summary.json", "best.pt"):
+    if _same_config(out, config, "summary.json", "best.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
@@ -143,5 +180,6 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     out.mkdir(parents=True, exist_ok=True)
     summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True)
     (out / "last.pt").unlink(missing_ok=True)
+    record_source(out / SOURCE_RECORD, checkpoint)
     atomic_write_json(out / "config.json", config)
     return summary

@@ -193,3 +193,13 @@ def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monk
     other = prune_checkpoint(ckpt, spec, tmp_path / "q", budget_pp=0.0, progress=False,
                              memo_file=tmp_path / "p" / "memo.json")
     assert other["configurations_evaluated"] <= 1 and json.loads((tmp_path / "q" / "config.json").read_text())["budget_pp"] == 0.0
+    from sedge.experiments import file_digest
+    pruned_before = file_digest(tmp_path / "p" / "pruned.pt")
+    with torch.no_grad():                                        # the checkpoint is retrained under the same path
+        retrained = copy.deepcopy(model).float()
+        for p in retrained.parameters():
+            p.mul_(1.01)
+    save_checkpoint(ckpt, retrained, {"classes": ["a", "b", "c"], "norm": load_data(spec).stats()})
+    redone = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
+    assert redone["configurations_evaluated"] >= 2               # neither the stage nor its memo is reused
+    assert file_digest(tmp_path / "p" / "pruned.pt") != pruned_before

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..data import load_data
-from ..experiments import _same_config
+from ..experiments import SOURCE_RECORD, _same_config, record_source
 from ..paths import atomic_write_json, portable
 from ..train import accuracy, predict
 from .dcase_cnn import conv_macs, keras_param_count
@@ -64,7 +64,7 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     out = run_dir / "filters" / ("c" + "".join(map(str, layers)))
     config = {"checkpoint": portable(run_dir / "best.pt"), "data": data_spec, "layers": list(layers), "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
-    if _same_config(out, config, "result.json", "best.pt"):
+    if _same_config(out, config, "result.json", "best.pt", source=run_dir / "best.pt"):
         return {**json.loads((out / "result.json").read_text()), "out": str(out)}
     model, meta = load_baseline(run_dir / "best.pt")
     if model.arch["kind"] != "dcase":
@@ -78,6 +78,7 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     before = {"val_acc": accuracy(predict(model, x_val), y_val), "test_acc": accuracy(predict(model, x_test), y_test)}
     pruned = {"val_acc": accuracy(predict(small, x_val), y_val), "test_acc": accuracy(predict(small, x_test), y_test)}
     out.mkdir(parents=True, exist_ok=True)
+    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
     atomic_write_json(out / "config.json", config)
     tuned = train_baseline(small, data, out, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
                            seed=seed, init_competes=True, data_spec=data_spec, progress=progress)
@@ -113,7 +114,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
     out = run_dir / "convexity"
     config = {"run": portable(run_dir), "data": data_spec, "family": family, "epochs": epochs, "lr": lr,
               "batch_size": batch_size, "max_steps": max_steps, "max_val": max_val}
-    if _same_config(out, config, "result.json"):
+    if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
     if family == "sedge":
         model, meta = load_checkpoint(run_dir / "best.pt")
@@ -151,6 +152,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
                                    max_steps=max_steps, init_competes=True, data_spec=data_spec, progress=progress)
         result.update({"val_acc_finetuned": tuned["val_acc"], "test_acc_finetuned": tuned["test_acc"],
                        "finetune_best_epoch": tuned["best_epoch"]})
+    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
     atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
     return result
@@ -177,7 +179,7 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
     out = run_dir / f"compress_s{sparsity:g}_k{keep_fraction:g}"
     config = {"run": portable(run_dir), "data": data_spec, "sparsity": sparsity, "keep_fraction": keep_fraction,
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "calib_clips": calib_clips}
-    if _same_config(out, config, "result.json"):
+    if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
     base, meta = load_baseline(run_dir / "best.pt")
     if base.arch["kind"] != "acdnet" or base.xnor:
@@ -212,6 +214,7 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
                       "test_acc": accuracy(predict(q, x_test), y_test), "int8_bytes": quantised_bytes(q)}
     result = {"sparsity": sparsity, "keep_fraction": keep_fraction, "widths": list(slim.arch["kwargs"]["widths"]),
               "stages": stages}
+    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
     atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
     return result
