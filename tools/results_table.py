@@ -1,4 +1,4 @@
-"""Print the README's results table from the committed quick runs (checkpoints/quick/*/summary.json)."""
+"""Print the README's S-Edge results tables from the committed quick runs (checkpoints/quick/*/summary.json)."""
 import json
 from pathlib import Path
 
@@ -12,6 +12,8 @@ for d in sorted(root.iterdir()):
     if not (d / "summary.json").exists():                  # a run still training
         continue
     s = json.loads((d / "summary.json").read_text())
+    if "model" not in s:                                     # a comparison baseline (chapters 06–08), not S-Edge
+        continue
     model, meta, _ = load_run(d)
     c = cost_report(model)
     print(f"| {d.name.rsplit('_', 1)[0]} | {s['model']} | {len(meta['classes'])} | {c['params_paper']:,} | "
