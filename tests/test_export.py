@@ -145,4 +145,4 @@ def test_best_cpu_seconds_warms_up_then_takes_the_minimum():
     t = best_cpu_seconds(work, 4)
     assert len(calls) == 5
     long = best_cpu_seconds(lambda: sum(i * i for i in range(200000)), 1)
-    assert 0 <= t < long
+    assert 0 <= t < long / 3                 # the short calls (10× less work), not a long one or their mean
