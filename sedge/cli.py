@@ -10,6 +10,8 @@ DATA_HELP = ("dataset: 'synthetic[:n_speakers=120,snr_db=5,...]' (offline defaul
              "excerpt beside the project), 'folder:ROOT' (any Speech-Commands-layout folder) or 'gsc:ROOT' "
              "('gsc+download:ROOT' downloads Speech Commands v0.02 with torchaudio)")
 
+from .device import DEVICE_HELP  # light: torch is imported only when a device is resolved
+
 
 def _ints(text: str) -> list[int]:
     try:
@@ -30,7 +32,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout)
     tcfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, seed=a.seed,
                        max_steps_per_epoch=a.max_steps)
-    summary = train(cfg, data, tcfg, a.out, data_spec=a.data)
+    summary = train(cfg, data, tcfg, a.out, data_spec=a.data, device=a.device)
     print(json.dumps(summary, indent=1))
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -50,7 +52,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         print(f"error: split {a.split!r} of {a.data} has no clips with labels the model knows", file=sys.stderr)
         return 2
     x, y = split.tensors(*meta["norm"])
-    logits = predict(model, x, progress=True)
+    logits = predict(model.to(a.device), x, progress=True)
     pred = logits.argmax(1).numpy()
     present = sorted(set(y.tolist()))
     cm = confusion_matrix(pred, y.numpy(), len(meta["classes"]))
@@ -96,7 +98,8 @@ def cmd_reduce(a: argparse.Namespace) -> int:
 def cmd_prune(a: argparse.Namespace) -> int:
     from .experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
-                               step_fraction=a.step_fraction, method=a.method, max_val=a.max_val)
+                               step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
+                               device=a.device)
     summary.pop("steps")
     print(json.dumps(summary, indent=1))
     print(f"wrote {a.out}/pruned.pt, steps.csv, summary.json")
@@ -106,7 +109,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
 def cmd_finetune(a: argparse.Namespace) -> int:
     from .experiments import finetuned_run
     summary = finetuned_run(a.checkpoint, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                            max_steps=a.max_steps)
+                            max_steps=a.max_steps, device=a.device)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -176,7 +179,7 @@ def cmd_baseline(a: argparse.Namespace) -> int:
     elif a.xnor or a.micro or a.float_sfeb:
         raise ValueError("--xnor, --micro and --float-sfeb apply to --kind acdnet only")
     s = baseline_run(a.kind, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                     max_steps=a.max_steps, seed=a.seed, kwargs=kwargs)
+                     max_steps=a.max_steps, seed=a.seed, kwargs=kwargs, device=a.device)
     print(json.dumps(s, indent=1))
     return 0
 
@@ -184,7 +187,7 @@ def cmd_baseline(a: argparse.Namespace) -> int:
 def cmd_prune_filters(a: argparse.Namespace) -> int:
     from .baselines.experiments import filter_pruned_run
     r = filter_pruned_run(a.run, a.data, tuple(a.layers), epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                          max_steps=a.max_steps, max_fraction=a.max_fraction)
+                          max_steps=a.max_steps, max_fraction=a.max_fraction, device=a.device)
     print(json.dumps(r, indent=1))
     return 0
 
@@ -192,7 +195,8 @@ def cmd_prune_filters(a: argparse.Namespace) -> int:
 def cmd_compress(a: argparse.Namespace) -> int:
     from .baselines.experiments import compressed_run
     r = compressed_run(a.run, a.data, sparsity=a.sparsity, keep_fraction=a.keep_fraction, epochs=a.epochs, lr=a.lr,
-                       batch_size=a.batch_size, max_steps=a.max_steps, calib_clips=a.calib_clips)
+                       batch_size=a.batch_size, max_steps=a.max_steps, calib_clips=a.calib_clips,
+                       device=a.device)
     print(json.dumps(r, indent=1))
     return 0
 
@@ -200,7 +204,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 def cmd_prune_layers(a: argparse.Namespace) -> int:
     from .baselines.experiments import convexity_pruned_run
     r = convexity_pruned_run(a.run, a.data, a.family, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                             max_steps=a.max_steps, max_val=a.max_val)
+                             max_steps=a.max_steps, max_val=a.max_val, device=a.device)
     print(json.dumps(r, indent=1))
     return 0
 
@@ -227,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--max-steps", type=int, default=None, help="cap the batches per epoch (smoke runs)")
     t.add_argument("--out", required=True, help="run folder: metrics.csv, best.pt, last.pt, summary.json")
+    t.add_argument("--device", default="auto", help=DEVICE_HELP)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint on a dataset",
@@ -236,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
     e.add_argument("--json", default=None, help="also write the result to this JSON file")
+    e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     c = sub.add_parser("cost", help="parameters (paper and deployed) and MACs (both conventions)")
@@ -271,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--method", default="truncate", choices=["truncate", "matchdc"])
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
     q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
+    q.add_argument("--device", default="auto", help=DEVICE_HELP)
     q.set_defaults(func=cmd_prune)
 
     f = sub.add_parser("finetune", help="briefly retrain a (pruned) checkpoint, selected on validation",
@@ -284,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--batch-size", type=int, default=16)
     f.add_argument("--max-steps", type=int, default=None, help="batches per epoch (default: all)")
     f.add_argument("--out", required=True)
+    f.add_argument("--device", default="auto", help=DEVICE_HELP)
     f.set_defaults(func=cmd_finetune)
 
     x = sub.add_parser("export", help="export a checkpoint (versioned .npz) and generate its C++17 project",
@@ -317,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     bl.add_argument("--float-sfeb", action="store_true",
                     help="acdnet --xnor: also keep the second raw-audio conv in float (an ablation of the paper's variant)")
     bl.add_argument("--out", required=True, help="run folder (best.pt, metrics.csv, summary.json)")
+    bl.add_argument("--device", default="auto", help=DEVICE_HELP)
     bl.set_defaults(func=cmd_baseline)
 
     cp = sub.add_parser("compress", help="magnitude pruning → channel pruning → int8 quantisation of a float ACDNet",
@@ -332,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--batch-size", type=int, default=32)
     cp.add_argument("--max-steps", type=int, default=None)
     cp.add_argument("--calib-clips", type=int, default=64, help="training clips that calibrate the int8 activations")
+    cp.add_argument("--device", default="auto", help=DEVICE_HELP)
     cp.set_defaults(func=cmd_compress)
 
     pl = sub.add_parser("prune-layers", help="convexity-guided layer pruning of an S-Edge or transformer run",
@@ -346,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--batch-size", type=int, default=16)
     pl.add_argument("--max-steps", type=int, default=None)
     pl.add_argument("--max-val", type=int, default=None, help="validation clips for the convexity (default: all)")
+    pl.add_argument("--device", default="auto", help=DEVICE_HELP)
     pl.set_defaults(func=cmd_prune_layers)
 
     pf = sub.add_parser("prune-filters", help="passive similarity filter pruning of a trained DCASE CNN, then fine-tuning",
@@ -360,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     pf.add_argument("--batch-size", type=int, default=32)
     pf.add_argument("--max-steps", type=int, default=None)
     pf.add_argument("--max-fraction", type=float, default=0.5, help="at most this share of a layer's filters goes")
+    pf.add_argument("--device", default="auto", help=DEVICE_HELP)
     pf.set_defaults(func=cmd_prune_filters)
 
     d = sub.add_parser("data", help="generate/load a dataset and print its split sizes")
@@ -375,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
 
     a = p.parse_args(argv)
     try:
+        if getattr(a, "device", None) is not None:          # refuse an unavailable device before any work
+            from .device import resolve_device
+            a.device = str(resolve_device(a.device))
         return a.func(a)
     except (ValueError, FileNotFoundError, RuntimeError) as err:   # DataError, ReductionError, CompilerError
         print(f"error: {err}", file=sys.stderr)

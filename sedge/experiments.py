@@ -28,7 +28,7 @@ def run_dir_for(root: str | Path, data_tag: str, model: str) -> Path:
 
 def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, epochs: int, lr: float,
                 batch_size: int = 16, max_steps: int | None = None, seed: int = 1234, warmup_steps: int = 100,
-                progress: bool = True) -> dict:
+                progress: bool = True, device: str = "cpu") -> dict:
     """Train ``model`` on ``data_spec`` into ``root/<data_tag>_<model>`` unless already done.
 
     Returns the run summary plus the run folder.
@@ -43,7 +43,7 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
     cfg = model_config(model, n_classes=len(data.classes))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
-    summary = train(cfg, data, tcfg, run_dir, data_spec=data_spec, progress=progress)
+    summary = train(cfg, data, tcfg, run_dir, data_spec=data_spec, progress=progress, device=device)
     (run_dir / "last.pt").unlink(missing_ok=True)        # the resume state is not needed once finished
     return {**summary, "run_dir": str(run_dir)}
 
@@ -92,7 +92,8 @@ def _same_config(folder: Path, config: dict, *files: str, source: str | Path | N
 
 def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
                      objective: str = "params", step: int = 1, step_fraction: float = 0.0, method: str = "truncate",
-                     max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True) -> dict:
+                     max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True,
+                     device: str = "cpu") -> dict:
     """Iterative pruning of a checkpoint (SPEC §8) as a cached stage in ``out``: ``pruned.pt``,
     ``steps.csv`` and ``summary.json`` (test accuracy before and after, computed once, here).
 
@@ -120,7 +121,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     memo = json.loads(memo_file.read_text()) if fresh else {}      # evaluations of another checkpoint: dropped
     record_source(memo_record, checkpoint)
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
-                method=method, progress=progress, memo=memo, on_round=lambda m: atomic_write_json(memo_file, m))
+                method=method, progress=progress, memo=memo, on_round=lambda m: atomic_write_json(memo_file, m),
+                device=device)
     atomic_write_json(memo_file, memo)
     xt, yt = data.test.tensors(*meta["norm"])
     out.mkdir(parents=True, exist_ok=True)
@@ -149,7 +151,7 @@ def memo_path(run_dir: str | Path, method: str = "truncate", max_val: int | None
 
 def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
                step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, device: str = "cpu") -> dict:
     """:func:`prune_checkpoint` of a training run's ``best.pt`` into ``run_dir/prune/<settings>``,
     with one memo per run, method and validation subset shared by every budget and objective."""
     run_dir = Path(run_dir)
@@ -163,7 +165,7 @@ def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objecti
 
 def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, epochs: int, lr: float,
                   batch_size: int = 16, max_steps: int | None = None, warmup_steps: int = 10, seed: int = 1234,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, device: str = "cpu") -> dict:
     """Short fine-tuning of a (pruned) checkpoint with the paper's recipe at a small learning rate,
     BatchNorm frozen, checkpoint selected on validation (epoch 0 = the checkpoint itself competes),
     test evaluated once — a cached stage in ``out``."""
@@ -178,7 +180,8 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     if tuple(data.stats()) != tuple(meta["norm"]):
         raise ValueError(f"{checkpoint}: its input normalisation {meta['norm']} differs from {data_spec!r}'s")
     out.mkdir(parents=True, exist_ok=True)
-    summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True)
+    summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True,
+                    device=device)
     (out / "last.pt").unlink(missing_ok=True)
     record_source(out / SOURCE_RECORD, checkpoint)
     atomic_write_json(out / "config.json", config)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from . import kernel
 from .init import init_ssm, renormalise_rows
 from .scan import diag_scan
 
@@ -126,17 +127,60 @@ class SEdgeLayer(nn.Module):
         """Re(C x) = [Re C, −Im C] · [Re x; Im x] as one (H, 2P) matrix interleaved like x."""
         return torch.stack((self.C_re, -self.C_im), dim=2).reshape(self.H, 2 * self.P)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        """Parallel path over a whole sequence: u (B, L, d_in) → (B, ⌈L/decimate⌉, H)."""
-        if self.decimate > 1:
-            u = u[:, ::self.decimate]
-        z = u if self.norm is None else self.norm(u.transpose(1, 2)).transpose(1, 2)
-        lam_bar, W_in, b_in = self.input_map()
+    def linear_part_scan(self, z: torch.Tensor, lam_bar: torch.Tensor, W_in: torch.Tensor,
+                         b_in: torch.Tensor) -> torch.Tensor:
+        """y = Re(C x) + c, x_k = Λ̄ x_{k−1} + W_in z_k + b_in, with the chunked scan of :mod:`sedge.scan`
+        (any device; the reference of the fused CPU operator)."""
         v = torch.view_as_complex(F.linear(z, W_in, b_in).unflatten(-1, (self.P, 2)))
         x = diag_scan(lam_bar, v)
-        y = F.linear(torch.view_as_real(x).flatten(-2), self.output_map(), self.c_re)
+        return F.linear(torch.view_as_real(x).flatten(-2), self.output_map(), self.c_re)
+
+    def norm_scale_shift(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """BN(u) = scale ⊙ u + shift per channel, differentiable; None without BN.
+
+        In train mode scale = γ/√(σ² + ε), shift = β − μ·scale with the batch statistics μ, σ² over
+        (batch, time), and the running statistics are updated as nn.BatchNorm1d does (momentum,
+        unbiased σ²); in eval mode (or a frozen BN) the running statistics are used. Applying BN
+        this way lets it be folded into the input map (see :meth:`forward`)."""
+        n = self.norm
+        if n is None:
+            return None
+        if n.training:
+            var, mean = kernel.channel_moments(u)
+            with torch.no_grad():
+                count = u.shape[0] * u.shape[1]
+                m = n.momentum if n.momentum is not None else 1.0 / float(n.num_batches_tracked + 1)
+                n.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+                n.running_var.mul_(1 - m).add_(var.detach() * count / max(count - 1, 1), alpha=m)
+                n.num_batches_tracked.add_(1)
+        else:
+            mean, var = n.running_mean, n.running_var
+        scale = n.weight * torch.rsqrt(var + n.eps)
+        return scale, n.bias - mean * scale
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """Parallel path over a whole sequence: u (B, L, d_in) → (B, ⌈L/decimate⌉, H).
+
+        BN is folded into the input map: B̄ BN(u) + b̄ = (B̄·diag(scale)) u + (b̄ + B̄ shift)."""
+        if self.decimate > 1:
+            u = u[:, ::self.decimate]
+        lam_bar, W_in, b_in = self.input_map()
+        affine = self.norm_scale_shift(u)
+        if affine is not None:
+            scale, shift = affine
+            W_in, b_in = W_in * scale, b_in + W_in @ shift
+        fused = u.device.type == "cpu" and u.dtype in (torch.float32, torch.float64) and kernel.available()
+        plain = self.feedthrough is None and not (self.training and self.dropout > 0)
+        if fused and plain:           # one operator for the whole layer: the (B, L, P) state is never stored
+            return kernel.ssm_layer(u, torch.view_as_real(lam_bar), W_in, b_in, self.output_map(), self.c_re,
+                                    self.skip.weight if self.skip is not None else None,
+                                    epilogue=True, slope=LEAKY_SLOPE)
+        if fused:
+            y = kernel.ssm_layer(u, torch.view_as_real(lam_bar), W_in, b_in, self.output_map(), self.c_re)
+        else:
+            y = self.linear_part_scan(u, lam_bar, W_in, b_in)
         if self.feedthrough is not None:
-            y = y + self._feedthrough(z)
+            y = y + self._feedthrough(u if affine is None else u * affine[0] + affine[1])
         if self.training and self.dropout > 0:
             return self._channel_dropout(F.leaky_relu(y, LEAKY_SLOPE)) + self._skip(u)
         return _LeakyReluAdd.apply(y, self._skip(u))

@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from .cost import layer_shape, layer_shapes, macs_per_sample, paper_params
+from .device import resolve_device
 from .reduction import ReductionError, reduce_layer_orders
 
 
@@ -155,7 +156,8 @@ def _evaluate_candidates(model, candidates: dict[int, torch.nn.Module], x: torch
 def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.5, objective: str = "params",
           step: int = 1, method: str = "truncate", chunk: int = 4, progress: bool = True,
           min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
-          cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None) -> PruneResult:
+          cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
+          device: str | torch.device = "cpu") -> PruneResult:
     """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
 
     ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
@@ -174,8 +176,10 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
         raise ReductionError("the model has no S-Edge layers to reduce")
     t0 = time.perf_counter()
     memo = {} if memo is None else memo
-    model = copy.deepcopy(model).eval()
-    cache = _CandidateCache([copy.deepcopy(l) for l in model.layers], method)
+    dev = resolve_device(device)
+    model = copy.deepcopy(model).eval().to(dev)
+    x_val, y_val = x_val.to(dev), y_val.to(dev)
+    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method)   # balred runs on the CPU
     requested = [l.P for l in model.layers]          # order asked of balred, in complex states
     moves = [max(step, math.ceil(step_fraction * p)) for p in requested]
     frozen = [False] * len(requested)
@@ -195,7 +199,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 for i in range(len(requested)) if not frozen[i]}
         if not keys:
             break
-        cands = {i: cache.get(i, requested[i] - moves[i]) for i in keys}
+        cands = {i: cache.get(i, requested[i] - moves[i]).to(dev) for i in keys}
         todo = {i: c for i, c in cands.items() if keys[i] not in memo}
         if todo:
             _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
@@ -231,6 +235,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
         bar.set_postfix(states=[l.P for l in model.layers], val=f"{current_acc:.2f}")
     bar.close()
     model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
+    model.cpu()
     result.model, result.seconds, result.evaluated = model, time.perf_counter() - t0, evaluated
     return result
 

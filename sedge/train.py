@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from .config import ModelConfig, TrainConfig
 from .data import KeywordData
+from .device import model_device, resolve_device
 from .model import SEdgeModel, build_model
 from .paths import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
@@ -61,13 +62,14 @@ def cosine_with_warmup(step: int, total: int, warmup: int) -> float:
 # ---- evaluation -------------------------------------------------------------------------
 @torch.no_grad()
 def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
-    """Logits for normalised waveforms ``x`` (N, L) in eval mode."""
+    """Logits (on the CPU) for normalised waveforms ``x`` (N, L) in eval mode, computed on the model's device."""
     was_training = model.training
     model.eval()
+    dev = model_device(model)
     out = []
     it = range(0, len(x), batch_size)
     for i in tqdm(it, desc="evaluating", unit="batch", disable=not progress, leave=False):
-        out.append(model(x[i:i + batch_size]))
+        out.append(model(x[i:i + batch_size].to(dev)).cpu())
     model.train(was_training)
     return torch.cat(out) if out else torch.zeros(0, getattr(getattr(model, "cfg", None), "n_classes", 0))
 
@@ -85,7 +87,7 @@ def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray
 # ---- checkpoints ------------------------------------------------------------------------
 def save_checkpoint(path: Path, model: SEdgeModel, meta: dict, **extra) -> None:
     blob = {"version": CHECKPOINT_VERSION, "model_cfg": model.cfg.to_dict(),
-            "state_dict": model.state_dict(), "step_scale": list(model.step_scale),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "step_scale": list(model.step_scale),
             **meta, **extra}
 
     def write(f):
@@ -134,20 +136,23 @@ def _write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: str | Path,
           data_spec: str = "", progress: bool = True, init: SEdgeModel | None = None,
-          freeze_norm: bool = False) -> dict:
+          freeze_norm: bool = False, device: str | torch.device = "cpu") -> dict:
     """Train, select on validation, test once; returns the run summary (also ``summary.json``).
 
     ``init``: start from (a copy of) this model instead of a fresh one — fine-tuning, e.g. of a
     pruned model; ``model_cfg`` must then be ``init.cfg``, and the starting model competes in the
     validation selection as epoch 0. ``freeze_norm`` keeps every BatchNorm in
     eval mode (running statistics fixed): a reduced layer has its BN folded into B and b and an
-    identity BN, which batch statistics would undo."""
+    identity BN, which batch statistics would undo. ``device``: see :func:`sedge.device.resolve_device`
+    (the device is not part of the run's configuration: a run may resume on another one)."""
     run_dir = Path(run_dir)
+    dev = resolve_device(device)
     rank, world = _dist_info()
     torch.manual_seed(cfg.seed)
     if init is not None and init.cfg.to_dict() != model_cfg.to_dict():
         raise ValueError("train(init=...): model_cfg must be init.cfg")
     model = copy.deepcopy(init).train() if init is not None else build_model(model_cfg, seed=cfg.seed)
+    model.to(dev)
     mean, std = data.stats()
     x_train, y_train = data.train.tensors(mean, std)
     x_val, y_val = data.val.tensors(mean, std)
@@ -197,7 +202,7 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) == 0:
                 break
-            xb, yb = x_train[idx], y_train[idx]
+            xb, yb = x_train[idx].to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
             logits = net(xb)
             loss = F.cross_entropy(logits, yb) + cfg.ortho_reg * decoder_orthogonality(model.decoder.weight)
             opt.zero_grad(set_to_none=True)
@@ -228,7 +233,7 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
         dist.barrier()
     best, blob = load_checkpoint(run_dir / "best.pt")
     x_test, y_test = data.test.tensors(mean, std)
-    test_logits = predict(best, x_test)
+    test_logits = predict(best.to(dev), x_test)
     summary = {"model": model_cfg.name, "data": meta["data"], "best_epoch": blob["epoch"],
                "val_acc": blob["val_acc"], "test_acc": accuracy(test_logits, y_test),
                "epochs": cfg.epochs, "world_size": world, "train_seconds": sum(r["seconds"] for r in history),

@@ -27,7 +27,7 @@ XNOR_VARIANTS: dict[str, tuple[str, dict]] = {
 
 def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int, lr: float,
                  batch_size: int = 32, max_steps: int | None = None, seed: int = 0, kwargs: dict | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, device: str = "cpu") -> dict:
     """Train baseline ``kind`` on ``data_spec`` into ``run_dir`` unless already done (the notebooks use
     :func:`sedge.experiments.run_dir_for`, i.e. ``root/<data_tag>_<kind>``)."""
     run_dir = Path(run_dir)
@@ -41,7 +41,7 @@ def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int,
     atomic_write_json(run_dir / "config.json", config)
     model = build_baseline(kind, **kwargs)
     summary = train_baseline(model, data, run_dir, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-                             seed=seed, data_spec=data_spec, progress=progress)
+                             seed=seed, data_spec=data_spec, progress=progress, device=device)
     return {**summary, "run_dir": str(run_dir)}
 
 
@@ -53,7 +53,7 @@ def dcase_costs(model) -> dict:
 
 def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ...], *, epochs: int, lr: float,
                       batch_size: int = 32, max_steps: int | None = None, max_fraction: float = 0.5, seed: int = 0,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, device: str = "cpu") -> dict:
     """Passive filter pruning of conv layers ``layers`` (1, 2, 3) of a trained DCASE CNN, then fine-tuning
     with validation selection (the pruned model competes as epoch 0). Cached under
     ``run_dir/filters/c<layers>``. Returns costs before/after and accuracies before/after fine-tuning."""
@@ -81,7 +81,8 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     record_source(out / SOURCE_RECORD, run_dir / "best.pt")
     atomic_write_json(out / "config.json", config)
     tuned = train_baseline(small, data, out, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-                           seed=seed, init_competes=True, data_spec=data_spec, progress=progress)
+                           seed=seed, init_competes=True, data_spec=data_spec, progress=progress,
+                           device=device)
     result = {"layers": list(layers), "removed": {str(i): r for i, r in remove.items()},
               "unpruned": {**before, **dcase_costs(model)}, "pruned": {**pruned, **dcase_costs(small)},
               "finetuned": {"val_acc": tuned["val_acc"], "test_acc": tuned["test_acc"], "best_epoch": tuned["best_epoch"],
@@ -100,7 +101,7 @@ def transformer_macs(model, clip_samples: int = 16000) -> int:
 
 def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, epochs: int, lr: float,
                          batch_size: int = 16, max_steps: int | None = None, max_val: int | None = None,
-                         progress: bool = True) -> dict:
+                         progress: bool = True, device: str = "cpu") -> dict:
     """Convexity-guided layer pruning of the trained model in ``run_dir`` (``family``: ``"sedge"`` or
     ``"transformer"``): layer-wise convexity on validation clips, layers after the peak dropped,
     fine-tuning with validation selection. Cached in ``run_dir/convexity``."""
@@ -149,7 +150,8 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
         else:
             result["macs_pruned"] = transformer_macs(small)
             tuned = train_baseline(small, data, out / "finetune", epochs=epochs, lr=lr, batch_size=batch_size,
-                                   max_steps=max_steps, init_competes=True, data_spec=data_spec, progress=progress)
+                                   max_steps=max_steps, init_competes=True, data_spec=data_spec, progress=progress,
+                                   device=device)
         result.update({"val_acc_finetuned": tuned["val_acc"], "test_acc_finetuned": tuned["test_acc"],
                        "finetune_best_epoch": tuned["best_epoch"]})
     record_source(out / SOURCE_RECORD, run_dir / "best.pt")
@@ -160,7 +162,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
 
 def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep_fraction: float, epochs: int,
                    lr: float, batch_size: int = 32, max_steps: int | None = None, calib_clips: int = 64,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, device: str = "cpu") -> dict:
     """The compression path of Mohaimenuzzaman et al. on the float ACDNet in ``run_dir`` (SPEC §10):
 
     1. global magnitude pruning to ``sparsity``, fine-tuned with the masks re-applied after every step;
@@ -188,7 +190,7 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
     x_val, y_val = data.val.tensors(*meta["norm"])
     x_test, y_test = data.test.tensors(*meta["norm"])
     ft = dict(epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps, init_competes=True,
-              data_spec=data_spec, progress=progress)
+              data_spec=data_spec, progress=progress, device=device)
 
     def describe(model, **extra):
         c = cost(model)

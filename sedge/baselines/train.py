@@ -42,7 +42,7 @@ def build_baseline(kind: str, **kwargs) -> torch.nn.Module:
 
 
 def save_baseline(path: str | Path, model: torch.nn.Module, meta: dict, **extra) -> None:
-    blob = {"arch": model.arch, "state_dict": model.state_dict(), **meta, **extra}
+    blob = {"arch": model.arch, "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, **meta, **extra}
 
     def write(f):
         buf = io.BytesIO()
@@ -66,12 +66,15 @@ def load_baseline(path: str | Path) -> tuple[torch.nn.Module, dict]:
 def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Path, *, epochs: int, lr: float,
                    batch_size: int = 32, max_steps: int | None = None, warmup_steps: int = 20, seed: int = 0,
                    init_competes: bool = False, after_step: Callable[[torch.nn.Module], None] | None = None,
-                   data_spec: str = "", progress: bool = True) -> dict:
-    """Train ``model`` (built by :func:`build_baseline`) in place of a copy; returns the summary."""
+                   data_spec: str = "", progress: bool = True, device: str | torch.device = "cpu") -> dict:
+    """Train ``model`` (built by :func:`build_baseline`) in place of a copy; returns the summary.
+    ``device``: see :func:`sedge.device.resolve_device` (batches move there once per step)."""
+    from ..device import resolve_device
+    dev = resolve_device(device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = copy.deepcopy(model).train()
+    model = copy.deepcopy(model).train().to(dev)
     mean, std = data.stats()
     x_train, y_train = data.train.tensors(mean, std)
     x_val, y_val = data.val.tensors(mean, std)
@@ -107,8 +110,9 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
             idx = order[step * batch_size:(step + 1) * batch_size]
             if len(idx) == 0:
                 break
-            logits = model(x_train[idx])
-            loss = F.cross_entropy(logits, y_train[idx])
+            xb, yb = x_train[idx].to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -116,7 +120,7 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
             if after_step is not None:
                 after_step(model)
             loss_sum += float(loss.detach()) * len(idx)
-            correct += float((logits.argmax(1) == y_train[idx]).sum())
+            correct += float((logits.argmax(1) == yb).sum())
             seen += len(idx)
         val_acc = accuracy(predict(model, x_val), y_val)
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
@@ -132,7 +136,7 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
     best, blob = load_baseline(run_dir / "best.pt")
     x_test, y_test = data.test.tensors(mean, std)
     summary = {"arch": model.arch, "data": meta["data"], "best_epoch": blob["epoch"], "val_acc": blob["val_acc"],
-               "test_acc": accuracy(predict(best, x_test), y_test), "epochs": epochs,
+               "test_acc": accuracy(predict(best.to(dev), x_test), y_test), "epochs": epochs,
                "train_seconds": sum(r["seconds"] for r in history)}
     atomic_write_json(run_dir / "summary.json", summary)
     last.unlink(missing_ok=True)
