@@ -83,4 +83,10 @@ class TrainConfig:
     ortho_reg: float = 0.1           # decoder orthogonality penalty weight
     num_workers: int = 0
     max_steps_per_epoch: int | None = None
+    augment: dict | None = None      # sedge.data.augment.Augment fields; None: no augmentation (the paper)
     extra: dict = field(default_factory=dict)
+
+    def same_run(self, saved: dict) -> bool:
+        """Whether a run saved with ``saved`` (asdict of an older TrainConfig, possibly without the
+        fields added since, which then take their defaults) continues under this configuration."""
+        return {**asdict(TrainConfig()), **saved} == asdict(self)

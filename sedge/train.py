@@ -7,8 +7,9 @@ steps, and the loss
     ℒ = CE + 0.1 · sqrt(mean((W Wᵀ ⊙ (1 − I))²))        (W: decoder weight)
 
 The checkpoint is selected by validation accuracy; the test split is evaluated once, on
-that checkpoint, at the end. Every epoch rewrites ``metrics.csv`` and ``last.pt``
-atomically, so an interrupted run resumes after its last finished epoch. Runs unchanged
+that checkpoint, at the end. Every epoch, and every ``checkpoint_minutes`` within one, rewrites
+``last.pt`` atomically (with ``metrics.csv`` at epoch ends), so an interrupted run resumes where it
+was, losing minutes at most. Optional training-time augmentation: :mod:`sedge.data.augment`. Runs unchanged
 under ``torchrun`` (DistributedDataParallel, gloo on CPU): rank 0 writes.
 """
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _write_metrics(run_dir: Path, history: list[dict]) -> None:
 
 def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: str | Path,
           data_spec: str = "", progress: bool = True, init: SEdgeModel | None = None,
-          freeze_norm: bool = False, device: str | torch.device = "cpu") -> dict:
+          freeze_norm: bool = False, device: str | torch.device = "cpu", checkpoint_minutes: float = 5.0) -> dict:
     """Train, select on validation, test once; returns the run summary (also ``summary.json``).
 
     ``init``: start from (a copy of) this model instead of a fresh one — fine-tuning, e.g. of a
@@ -144,7 +145,9 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
     validation selection as epoch 0. ``freeze_norm`` keeps every BatchNorm in
     eval mode (running statistics fixed): a reduced layer has its BN folded into B and b and an
     identity BN, which batch statistics would undo. ``device``: see :func:`sedge.device.resolve_device`
-    (the device is not part of the run's configuration: a run may resume on another one)."""
+    (the device is not part of the run's configuration: a run may resume on another one).
+    ``checkpoint_minutes``: interval of the mid-epoch ``last.pt`` writes."""
+    from .data.augment import Augment
     run_dir = Path(run_dir)
     dev = resolve_device(device)
     rank, world = _dist_info()
@@ -165,11 +168,12 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
     meta = {"classes": data.classes, "norm": (mean, std), "data": data_spec or data.name,
             "train_cfg": asdict(cfg)}
     history: list[dict] = []
-    start_epoch, best_val = 0, -1.0
+    start_epoch, best_val, partial = 0, -1.0, None
+    augment = Augment(**cfg.augment) if cfg.augment else None
     last = run_dir / "last.pt"
     if last.exists():                                    # resume after an interruption
         blob = torch.load(last, map_location="cpu", weights_only=False)
-        if blob.get("model_cfg") != model_cfg.to_dict() or blob.get("train_cfg") != asdict(cfg):
+        if blob.get("model_cfg") != model_cfg.to_dict() or not cfg.same_run(blob.get("train_cfg") or {}):
             raise ValueError(f"{last}: a run with another configuration is already in {run_dir}; "
                              "choose another --out or delete it")
         model.load_state_dict(blob["state_dict"])
@@ -178,6 +182,7 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
         torch.set_rng_state(blob["rng"])
         history, best_val = blob["history"], blob["best_val"]
         start_epoch = len(history)
+        partial = blob.get("partial")                    # written inside an epoch: continue at its step
     elif init is not None:                               # fine-tuning: the starting model competes as epoch 0
         best_val = accuracy(predict(model, x_val), y_val)
         if rank == 0:
@@ -185,8 +190,17 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
     net: torch.nn.Module = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model)
+
+    def save_last(**extra) -> None:
+        save_checkpoint(last, model, meta, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                        rng=torch.get_rng_state(), history=history, best_val=best_val, **extra)
+
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
+        first, loss_sum, correct, seen, spent = 0, 0.0, 0.0, 0.0, 0.0
+        if partial is not None and partial["epoch"] == epoch:
+            first, loss_sum, correct, seen, spent = (partial[k] for k in ("step", "loss_sum", "correct", "seen", "seconds"))
+        partial = None
         model.train()
         if freeze_norm:
             for m in model.modules():
@@ -195,14 +209,18 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
         g = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
         order = torch.randperm(len(x_train), generator=g)
         order = order[rank::world]                       # each rank its own shard, same length ± 1
-        loss_sum = correct = seen = 0.0
-        bar = tqdm(range(steps_per_epoch), desc=f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", disable=not progress or rank != 0, mininterval=2)
+        bar = tqdm(range(first, steps_per_epoch), desc=f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}",
+                   unit="batch", disable=not progress or rank != 0, mininterval=2, initial=first,
+                   total=steps_per_epoch)
+        saved_at = time.time()
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             if len(idx) == 0:
                 break
-            xb, yb = x_train[idx].to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
+            xb = x_train[idx]
+            if augment is not None:                      # drawn from (seed, global step): resumable
+                xb = augment(xb, torch.Generator().manual_seed(cfg.seed * 7919 + epoch * steps_per_epoch + step))
+            xb, yb = xb.to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
             logits = net(xb)
             loss = F.cross_entropy(logits, yb) + cfg.ortho_reg * decoder_orthogonality(model.decoder.weight)
             opt.zero_grad(set_to_none=True)
@@ -213,19 +231,21 @@ def train(model_cfg: ModelConfig, data: KeywordData, cfg: TrainConfig, run_dir: 
             correct += float((logits.argmax(1) == yb).sum())
             seen += len(idx)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if rank == 0 and time.time() - saved_at > 60 * checkpoint_minutes and step + 1 < steps_per_epoch:
+                save_last(partial={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "correct": correct,
+                                   "seen": seen, "seconds": spent + time.time() - t0})
+                saved_at = time.time()
         val_logits = predict(model, x_val)
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                "val_loss": float(F.cross_entropy(val_logits, y_val)), "val_acc": accuracy(val_logits, y_val),
-               "lr": sched.get_last_lr()[0], "seconds": time.time() - t0}
+               "lr": sched.get_last_lr()[0], "seconds": spent + time.time() - t0}
         history.append(row)
         if rank == 0:
             if row["val_acc"] > best_val:
                 best_val = row["val_acc"]
                 save_checkpoint(run_dir / "best.pt", model, meta, epoch=epoch + 1, val_acc=best_val)
             _write_metrics(run_dir, history)
-            # last.pt is the commit point of an epoch: a resumed run continues after it
-            save_checkpoint(last, model, meta, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                            rng=torch.get_rng_state(), history=history, best_val=best_val)
+            save_last()                                  # the commit point of an epoch
             if progress:
                 tqdm.write(f"epoch {epoch + 1}: train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  "
                            f"({row['seconds']:.0f} s)")

@@ -88,6 +88,65 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     assert resumed["test_acc"] == straight["test_acc"]
 
 
+def test_resume_inside_an_epoch_with_augmentation(tmp_path, monkeypatch):
+    """Mid-epoch last.pt (every step here): a crash inside epoch 2 resumes at that step, and the run
+    (augmented batches included) ends exactly as a straight one."""
+    data = toy_data()
+    aug = {"shift": 0.005, "gain_db": 3.0, "noise_p": 0.5, "snr_min_db": 5.0, "snr_max_db": 20.0, "speed": 0.1}
+    cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01, augment=aug)
+    straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False, checkpoint_minutes=0)
+    import sedge.train as T
+    real_save = T.save_checkpoint
+    calls = {"n": 0}
+
+    def crash_on_ninth_write(path, *a, **k):
+        real_save(path, *a, **k)
+        if Path(path).name == "last.pt":
+            calls["n"] += 1
+            if calls["n"] == 9:                          # 5 mid-epoch + 1 epoch-end writes in epoch 1
+                raise KeyboardInterrupt
+    monkeypatch.setattr(T, "save_checkpoint", crash_on_ninth_write)
+    with pytest.raises(KeyboardInterrupt):
+        train(MICRO, data, cfg, tmp_path / "run", progress=False, checkpoint_minutes=0)
+    blob = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert blob["partial"]["epoch"] == 1 and blob["partial"]["step"] == 3
+    monkeypatch.setattr(T, "save_checkpoint", real_save)
+    resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False, checkpoint_minutes=0)
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-6)
+    wa = torch.load(tmp_path / "straight" / "last.pt", weights_only=False)["state_dict"]
+    wb = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state_dict"]
+    assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
+    assert resumed["val_acc"] == straight["val_acc"]
+
+
+def test_a_run_saved_before_a_config_field_existed_resumes():
+    old = {k: v for k, v in TrainConfig().__dict__.items() if k != "augment"}
+    assert TrainConfig().same_run(old)
+    assert not TrainConfig(augment={"shift": 0.1}).same_run(old)
+    assert not TrainConfig(lr=0.1).same_run(old)
+
+
+def test_augmentation_is_seeded_and_changes_the_clip():
+    from sedge.data.augment import Augment, parse_augment
+    from sedge.data import DataError
+    x = torch.randn(4, 1600)
+    aug = Augment()
+    a = aug(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, aug(x, torch.Generator().manual_seed(0)))
+    assert not torch.equal(a, aug(x, torch.Generator().manual_seed(1)))
+    assert a.shape == x.shape and not torch.allclose(a, x)
+    off = Augment(shift=0, gain_db=0, noise_p=0, speed=0)
+    assert torch.allclose(off(x, torch.Generator().manual_seed(0)), x)
+    assert parse_augment("none") is None and parse_augment("default") == Augment()
+    assert parse_augment("shift=0.2,speed=0").shift == 0.2
+    with pytest.raises(DataError, match="expected none, default or key=value"):
+        parse_augment("pitch=2")
+    with pytest.raises(DataError, match="out of range"):
+        parse_augment("noise_p=2")
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     data = toy_data()
     train(MICRO, data, TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path, progress=False)
