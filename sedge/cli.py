@@ -15,9 +15,51 @@ from .device import DEVICE_HELP  # light: torch is imported only when a device i
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v]
+        values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,2,6; got {text!r}")
+    if not values:
+        raise argparse.ArgumentTypeError("expected comma-separated integers such as 1,2,6; got nothing")
+    return values
+
+
+CLIP_SAMPLES = 16_000     # sedge.data.CLIP_SAMPLES, repeated here so that argument errors answer fast
+
+
+def _step_scale(text: str) -> list[int]:
+    """Cumulative per-layer factors, each between 1 and the clip length (a larger one leaves a layer no sample)."""
+    values = _ints(text)
+    bad = [v for v in values if not 1 <= v <= CLIP_SAMPLES]
+    if bad:
+        raise argparse.ArgumentTypeError(f"step scale {text!r}: factors must lie in 1…{CLIP_SAMPLES} (the clip "
+                                         f"length in samples); got {bad}")
+    return values
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def check_arguments(a: argparse.Namespace) -> None:
+    """Refuse impossible values before any data is loaded or any folder created."""
+    for name, low in (("lr", 0.0),):
+        if hasattr(a, name):
+            _require(getattr(a, name) > low, f"--{name} must be > 0, got {getattr(a, name)}")
+    for name in ("epochs", "batch_size", "max_steps", "max_val", "calib_clips", "step"):
+        v = getattr(a, name, None)
+        if v is not None and not isinstance(v, list):
+            _require(v >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {v}")
+    if getattr(a, "dropout", None) is not None:
+        _require(0 <= a.dropout < 1, f"--dropout must be in [0, 1), got {a.dropout}")
+    if getattr(a, "budget", None) is not None:
+        _require(a.budget >= 0, f"--budget must be ≥ 0 accuracy points, got {a.budget}")
+    if getattr(a, "step_fraction", None) is not None:
+        _require(0 <= a.step_fraction < 1, f"--step-fraction must be in [0, 1), got {a.step_fraction}")
+    if getattr(a, "checkpoint_minutes", None) is not None:
+        _require(a.checkpoint_minutes >= 0, f"--checkpoint-minutes must be ≥ 0, got {a.checkpoint_minutes}")
+    if a.command == "export":
+        _require(not Path(a.out).is_file(), f"--out {a.out} is an existing file; expected a folder for the C++ project")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -45,17 +87,22 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import numpy as np
+    import torch
     from .data import load_data
     from .train import accuracy, confusion_matrix, load_checkpoint, predict
     model, meta = load_checkpoint(a.checkpoint)
     if a.step_scale:
         model.set_step_scale(a.step_scale)
     data = load_data(a.data).restrict_to(meta["classes"])
-    split = data.split(a.split)
-    if len(split) == 0:
+    if a.split is None:              # a folder other than the training data: every clip counts
+        a.split = "test" if a.data == meta.get("data") else "all"
+    names = ["train", "val", "test"] if a.split == "all" else [a.split]
+    parts = [data.split(n) for n in names]
+    if sum(len(p) for p in parts) == 0:
         print(f"error: split {a.split!r} of {a.data} has no clips with labels the model knows", file=sys.stderr)
         return 2
-    x, y = split.tensors(*meta["norm"])
+    tensors = [p.tensors(*meta["norm"]) for p in parts if len(p)]
+    x, y = torch.cat([t[0] for t in tensors]), torch.cat([t[1] for t in tensors])
     logits = predict(model.to(a.device), x, progress=True)
     pred = logits.argmax(1).numpy()
     present = sorted(set(y.tolist()))
@@ -220,7 +267,12 @@ def cmd_book(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sedge", description="S-Edge state space models for raw-audio keyword "
-                                "spotting: train, evaluate, cost, and build the reproducible book.")
+                                "spotting: train, evaluate, cost, and build the reproducible book.",
+                                epilog="Environment: SEDGE_CACHE — generated/decoded data (default "
+                                "$XDG_CACHE_HOME/sedge, i.e. ~/.cache/sedge); SEDGE_RUNS — runs started by the "
+                                "notebooks (default runs/ in the repository); SEDGE_KERNEL=0 — skip the fused "
+                                "C++ CPU kernel (chunked scan instead); TORCH_EXTENSIONS_DIR — where the kernel "
+                                "is compiled and cached (default ~/.cache/torch_extensions).")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a zoo model with the paper's recipe (SPEC §4)",
@@ -248,8 +300,10 @@ def main(argv: list[str] | None = None) -> int:
                        description="Evaluate a checkpoint on any dataset, restricted to the labels the model knows.")
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--data", default="synthetic", help=DATA_HELP)
-    e.add_argument("--split", default="test", choices=["train", "val", "test"])
-    e.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
+    e.add_argument("--split", default=None, choices=["train", "val", "test", "all"],
+                   help="which clips to score: all of them (the default for data other than the model's "
+                        "training data) or one split (default: test, for the model's own data)")
+    e.add_argument("--step-scale", type=_step_scale, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
     e.add_argument("--json", default=None, help="also write the result to this JSON file")
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_evaluate)
@@ -258,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--model", default="tiny", choices=["full", "l", "m", "s", "tiny"])
     c.add_argument("--classes", type=int, default=35)
     c.add_argument("--checkpoint", default=None, help="cost of a trained (or pruned) checkpoint instead")
-    c.add_argument("--step-scale", type=_ints, default=None)
+    c.add_argument("--step-scale", type=_step_scale, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
     c.set_defaults(func=cmd_cost)
 
     r = sub.add_parser("reduce", help="balanced truncation of a checkpoint's layers to given orders (SPEC §7)",
@@ -308,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                        description="Fold the model at a step-scale list into an export dict (export.npz) and write "
                                    "a self-contained C++17 project (header, source, WAV CLI, CMakeLists.txt, README).")
     x.add_argument("--checkpoint", required=True)
-    x.add_argument("--step-scale", type=_ints, default=None, help="cumulative per-layer factors, e.g. 1,9,54")
+    x.add_argument("--step-scale", type=_step_scale, default=None, help="cumulative per-layer factors, e.g. 1,9,54")
     x.add_argument("--out", required=True, help="output folder")
     x.add_argument("--build", action="store_true", help="also compile the shared library and the CLI program")
     x.add_argument("--fixed-point", action="store_true",
@@ -397,6 +451,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a = p.parse_args(argv)
     try:
+        check_arguments(a)
         if getattr(a, "device", None) is not None:          # refuse an unavailable device before any work
             from .device import resolve_device
             a.device = str(resolve_device(a.device))

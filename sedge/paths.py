@@ -9,7 +9,10 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CACHE = Path(os.environ.get("SEDGE_CACHE", REPO / "cache"))
+# Generated and decoded data (synthetic sets, decoded folders): $SEDGE_CACHE, else the user cache
+# directory ($XDG_CACHE_HOME/sedge, default ~/.cache/sedge), never inside the repository by default.
+CACHE = Path(os.environ.get("SEDGE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sedge")
+# Training runs that the notebooks start and do not commit: $SEDGE_RUNS, else runs/ in the repository.
 RUNS = Path(os.environ.get("SEDGE_RUNS", REPO / "runs"))
 CHECKPOINTS = REPO / "checkpoints"          # small trained `quick` models committed with the repo
 MINI_SPEECH_COMMANDS = REPO.parent / "shared" / "data" / "speech_commands_mini"

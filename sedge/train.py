@@ -101,6 +101,10 @@ def save_checkpoint(path: Path, model: SEdgeModel, meta: dict, **extra) -> None:
 def load_checkpoint(path: str | Path) -> tuple[SEdgeModel, dict]:
     """Rebuild the model of a checkpoint (eval mode) and return it with its metadata."""
     path = Path(path)
+    if path.is_dir():
+        hint = [n for n in ("best.pt", "pruned.pt") if (path / n).is_file()]
+        raise FileNotFoundError(f"checkpoint {path} is a folder (a run folder?); expected a .pt file"
+                                + (f" such as {path / hint[0]}" if hint else ""))
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     try:

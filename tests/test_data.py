@@ -95,7 +95,7 @@ def test_folder_too_few_clips_for_a_split(tmp_path, monkeypatch):
 def test_wrong_sample_rate_is_resampled_with_a_warning(tmp_path):
     t = np.arange(8000) / 8000
     sf.write(tmp_path / "a.wav", (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 8000)
-    with pytest.warns(UserWarning, match="a.wav: sample rate 8000 Hz, resampling to 16000"):
+    with pytest.warns(UserWarning, match="a.wav: resampled from 8000 Hz to 16000 Hz"):
         x = read_clip(tmp_path / "a.wav")
     assert x.shape == (16000,)
     spec = np.abs(np.fft.rfft(x.astype(float)))

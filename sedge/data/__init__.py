@@ -33,7 +33,11 @@ def _parse_kv(text: str) -> dict:
         if k == "words":
             out[k] = tuple(v.split("+"))
         else:
-            out[k] = float(v) if field.type == "float" else int(v)
+            kind = float if field.type == "float" else int
+            try:
+                out[k] = kind(v)
+            except ValueError:
+                raise DataError(f"synthetic data option {k}={v!r}: expected {'a number' if kind is float else 'an integer'}") from None
     return out
 
 

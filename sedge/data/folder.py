@@ -1,12 +1,15 @@
 """Any folder in Speech Commands layout: ``<root>/<label>/<speaker>_nohash_<n>.wav|flac``.
 
 Audio is read with ``soundfile``; clips at another sample rate are resampled to 16 kHz with
-torchaudio (with a warning naming the file). Without official split lists the split is a
-stable hash of the speaker id (80/10/10), so no speaker is in two splits.
+torchaudio and multi-channel clips are mixed down (one summary warning per load, repeated on cached
+loads); a clip with NaN or infinite samples is an error naming the file. Decoded clips are cached
+under ``$SEDGE_CACHE``, keyed by every file's path, size and modification time. Without official
+split lists the split is a stable hash of the speaker id (80/10/10), so no speaker is in two splits.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from pathlib import Path
 
@@ -21,22 +24,31 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 IGNORED_DIRS = ("_background_noise_",)
 
 
-def read_clip(path: Path) -> np.ndarray:
-    """One clip as int16 mono at 16 kHz, zero-padded/cropped to 16,000 samples."""
+def read_clip(path: Path, notes: dict[str, list[str]] | None = None) -> np.ndarray:
+    """One clip as int16 mono at 16 kHz, zero-padded/cropped to 16,000 samples. Conversions made
+    (mix-down, resampling) are appended to ``notes`` (else warned about)."""
     try:
         x, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
         raise DataError(f"{path}: cannot read audio ({e})") from e
     if x.shape[0] == 0:
         raise DataError(f"{path}: empty audio file (0 samples)")
+    bad = int((~np.isfinite(x)).sum())
+    if bad:
+        raise DataError(f"{path}: {bad} of {x.size} samples are NaN or infinite; expected finite audio")
+    own = notes is None                     # a single read warns itself; a folder load sums up
+    notes = {} if own else notes
     if x.shape[1] > 1:
-        warnings.warn(f"{path}: {x.shape[1]} channels, mixing down to mono")
+        notes.setdefault(f"mixed down to mono ({x.shape[1]} channels)", []).append(str(path))
     x = x.mean(axis=1)
     if sr != SAMPLE_RATE:
         import torch
         import torchaudio.functional as AF
-        warnings.warn(f"{path}: sample rate {sr} Hz, resampling to {SAMPLE_RATE} Hz")
+        notes.setdefault(f"resampled from {sr} Hz to {SAMPLE_RATE} Hz", []).append(str(path))
         x = AF.resample(torch.from_numpy(x), sr, SAMPLE_RATE).numpy()
+    if own:
+        for what in notes:
+            warnings.warn(f"{path}: {what}", stacklevel=2)
     return (np.clip(fit_length(x, CLIP_SAMPLES), -1, 1 - 1 / 32768) * 32768).astype(np.int16)
 
 
@@ -57,17 +69,28 @@ def scan_folder(root: Path) -> list[tuple[Path, str, str]]:
     return items
 
 
-def _read_all(items, desc: str) -> np.ndarray:
+def _read_all(items, desc: str) -> tuple[np.ndarray, dict[str, list[str]]]:
     waves = np.zeros((len(items), CLIP_SAMPLES), np.int16)
+    notes: dict[str, list[str]] = {}
     for i, (path, _, _) in enumerate(tqdm(items, desc=desc, unit="clip", mininterval=2)):
-        waves[i] = read_clip(path)
-    return waves
+        waves[i] = read_clip(path, notes)
+    return waves, notes
+
+
+def warn_conversions(root: Path, notes: dict[str, list[str]], n: int) -> None:
+    """One warning for all the conversions of a load (shown on cached loads too)."""
+    if notes:
+        parts = [f"{len(files)} {what} (e.g. {files[0]})" for what, files in notes.items()]
+        warnings.warn(f"data folder {root}: of {n} clips, " + "; ".join(parts), stacklevel=3)
 
 
 def _cache_key(root: Path, items, extra: str = "") -> str:
+    """Every file's relative path, label, size and modification time (ns): a replaced file of the
+    same size has another mtime and is read again."""
     h = hashlib.sha1(f"{root.resolve()}|{extra}".encode())
     for path, label, _ in items:
-        h.update(f"{path.relative_to(root)}|{label}|{path.stat().st_size}".encode())
+        st = path.stat()
+        h.update(f"{path.relative_to(root)}|{label}|{st.st_size}|{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 
@@ -82,10 +105,12 @@ def load_folder(root: str | Path, split_of=None, name: str | None = None, cache:
     if cache and cache_file.exists():
         z = np.load(cache_file)
         waves = z["waves"]
+        notes = json.loads(str(z["notes"])) if "notes" in z.files else {}
     else:
-        waves = _read_all(items, f"reading {root.name}")
+        waves, notes = _read_all(items, f"reading {root.name}")
         if cache:
-            atomic_write_bytes(cache_file, lambda f: np.savez(f, waves=waves))
+            atomic_write_bytes(cache_file, lambda f: np.savez(f, waves=waves, notes=json.dumps(notes)))
+    warn_conversions(root, notes, len(items))
     label_idx = {c: i for i, c in enumerate(labels)}
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for i, (path, lab, spk) in enumerate(items):

@@ -19,7 +19,7 @@ def locate(root: Path) -> Path:
         if (cand / "validation_list.txt").exists() and (cand / "testing_list.txt").exists():
             return cand
     raise DataError(f"Speech Commands v0.02 not found under {root}: expected validation_list.txt and "
-                    f"testing_list.txt in {root / SUBDIR} or {root}; pass download=True (CLI: --download) "
+                    f"testing_list.txt in {root / SUBDIR} or {root}; pass download=True (data spec: gsc+download:ROOT) "
                     "to fetch it with torchaudio")
 
 
