@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 book: $(STAMP)
 	$(VENV)/bin/sedge book --profile $(PROFILE)
 
-# Unit tests plus nbval over the notebook sources (ci profile defaults).
+# Unit tests plus every chapter source executed by Papermill under the "ci" profile defaults.
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 

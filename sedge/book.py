@@ -1,5 +1,10 @@
 """Execute the parameterised notebooks with Papermill into ``book/`` and build the Jupyter Book.
 
+The chapter sources are Jupytext text notebooks in the percent format (``notebooks/NN_name.py``:
+``# %%`` starts a code cell, ``# %% [markdown]`` a prose cell, ``# %% tags=["parameters"]`` the
+parameters cell). :func:`read_source` converts one in memory; Papermill executes the conversion into
+``book/NN_name.ipynb``, which the book renders.
+
 A notebook is re-executed only when its *freshness key* changed: a hash of the notebook source,
 the profile's parameters for it, and the library source (``sedge/**/*.py``). The key is stored
 in the executed notebook's metadata (``metadata.sedge.key``), which is also what the test
@@ -31,7 +36,24 @@ def load_profile(name: str) -> dict[str, dict]:
 
 
 def source_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))
+    return sorted(NOTEBOOKS.glob("[0-9]*.py"))
+
+
+def read_source(path: Path):
+    """The text notebook ``path`` as an nbformat notebook (no outputs)."""
+    import jupytext
+    return jupytext.read(path, fmt="py:percent")
+
+
+def executed_path(src: Path) -> Path:
+    return BOOK / f"{src.stem}.ipynb"
+
+
+def parameters_cell(nb) -> str:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
+    return cells[0].source
 
 
 def library_hash() -> str:
@@ -43,10 +65,8 @@ def library_hash() -> str:
 
 
 def notebook_source_hash(path: Path) -> str:
-    """Hash of the cells' types and sources only (outputs and metadata ignored)."""
-    nb = json.loads(path.read_text())
-    cells = [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"])
-             for c in nb["cells"]]
+    """Hash of the cells' types and sources only (metadata ignored)."""
+    cells = [(c.cell_type, c.source) for c in read_source(path).cells]
     return hashlib.sha256(json.dumps(cells).encode()).hexdigest()
 
 
@@ -73,17 +93,24 @@ def stale_notebooks(profile: str = "quick") -> list[tuple[Path, Path, dict, str]
     for src in source_notebooks():
         params = prof.get(src.stem, {})
         key = freshness_key(src, profile, params, lib)
-        dst = BOOK / src.name
+        dst = executed_path(src)
         if executed_key(dst) != key:
             out.append((src, dst, params, key))
     return out
 
 
-def execute(src: Path, dst: Path, params: dict, key: str, profile: str) -> None:
+def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True) -> None:
+    """Convert ``src`` in memory, execute it with Papermill under ``params``, write ``dst`` atomically."""
+    import tempfile
+
+    import nbformat
     import papermill as pm
     tmp = dst.with_suffix(".running.ipynb")
-    pm.execute_notebook(str(src), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
-                        progress_bar=True, log_output=False)
+    with tempfile.TemporaryDirectory() as d:
+        source = Path(d) / f"{src.stem}.ipynb"
+        nbformat.write(read_source(src), str(source))
+        pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
+                            progress_bar=progress, log_output=False)
     nb = json.loads(tmp.read_text())
     nb["metadata"]["sedge"] = {"key": key, "profile": profile}
     tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
@@ -92,7 +119,7 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str) -> None:
 
 def run_book(profile: str = "quick", only: list[str] | None = None, build: bool = True, force: bool = False) -> int:
     todo = stale_notebooks(profile) if not force else [
-        (s, BOOK / s.name, load_profile(profile).get(s.stem, {}), freshness_key(s, profile, load_profile(profile).get(s.stem, {})))
+        (s, executed_path(s), load_profile(profile).get(s.stem, {}), freshness_key(s, profile, load_profile(profile).get(s.stem, {})))
         for s in source_notebooks()]
     if only:
         todo = [t for t in todo if t[0].stem in only]

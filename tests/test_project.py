@@ -7,7 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from sedge.book import BOOK, freshness_key, load_profile, source_notebooks, stale_notebooks
+from sedge.book import (BOOK, executed_path, freshness_key, load_profile, parameters_cell, read_source,
+                        source_notebooks, stale_notebooks)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,26 +22,24 @@ def test_environment_yml_mirrors_pyproject():
     assert "python=3.11" in env["dependencies"]
 
 
-def test_notebooks_are_clean_parameterised_sources():
+def test_notebooks_are_text_sources_with_one_parameters_cell():
     nbs = source_notebooks()
-    assert nbs
+    assert nbs and not list((REPO / "notebooks").glob("*.ipynb")), "the chapter sources are the .py text notebooks"
+    assert not (REPO / "tools" / "make_notebooks.py").exists()
     for path in nbs:
-        nb = json.loads(path.read_text())
-        tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
-        assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
-        assert all(not c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), f"{path.name} stores outputs"
+        assert path.read_text().count('# %% tags=["parameters"]') == 1, f"{path.name}: one parameters cell"
+        parameters_cell(read_source(path))
+        assert executed_path(path).exists(), f"{path.name} has no executed copy in book/"
 
 
 def _defaults(path: Path) -> dict:
-    nb = json.loads(path.read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
     ns: dict = {}
-    exec("".join(cell["source"]), {}, ns)
+    exec(parameters_cell(read_source(path)), {}, ns)
     return ns
 
 
 def test_profiles_are_complete_and_ci_is_the_notebook_default():
-    """nbval executes the sources as they are, so their defaults must be the ci profile."""
+    """The test suite executes the sources as they are, so their defaults must be the ci profile."""
     for profile in ("ci", "quick", "paper"):
         prof = load_profile(profile)
         for path in source_notebooks():

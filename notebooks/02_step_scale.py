@@ -1,0 +1,143 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Step scale and interpretability
+#
+# After training, layer ℓ can run at a lower rate: it decimates its input by s_ℓ/s_{ℓ−1} and scales
+# its Δ by s_ℓ (SPEC §2). Under zero-order hold this is exact for a held input, so accuracy degrades
+# only through aliasing and information loss, while MACs fall roughly by the step scale. This chapter
+# sweeps step-scale lists on the trained models of the training chapter, tabulates the 16/8/4 kHz
+# case, and looks inside the layers: their eigenvalues and transfer functions.
+
+# %% tags=["parameters"]
+run_root = "runs/ci"
+models = ["tiny"]
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}
+max_eval_clips = 32
+
+# %%
+import numpy as np
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+
+from sedge.cost import cost_report
+from sedge.data import load_data
+from sedge.experiments import load_run, run_dir_for
+from sedge.paths import MINI_SPEECH_COMMANDS
+from sedge.train import accuracy, predict
+from sedge.interpret import step_scale_candidates, frequency_response
+
+torch.set_num_threads(2)
+
+
+# %%
+def clips(split, norm):
+    x, y = split.tensors(*norm)
+    return (x[:max_eval_clips], y[:max_eval_clips]) if max_eval_clips else (x, y)
+
+rows = []
+models_loaded = {}
+for tag, spec in datasets.items():
+    if spec.startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
+        print(f"skipping {tag}: {MINI_SPEECH_COMMANDS} not found")
+        continue
+    data = load_data(spec)
+    for m in models:
+        model, meta, _ = load_run(run_dir_for(run_root, tag, m))
+        models_loaded[tag, m] = model
+        xv, yv = clips(data.val, meta["norm"])
+        xt, yt = clips(data.test, meta["norm"])
+        for s in step_scale_candidates(len(model.layers)):
+            model.set_step_scale(s)
+            c = cost_report(model)
+            rows.append({"data": tag, "model": m, "step scale": str(s), "s": tuple(s),
+                         "kMAC/sample": c["macs_per_sample"] / 1e3,
+                         "val acc %": 100 * accuracy(predict(model, xv), yv),
+                         "test acc %": 100 * accuracy(predict(model, xt), yt)})
+        model.set_step_scale([1] * len(model.layers))
+sweep = pd.DataFrame(rows)
+sweep.drop(columns="s").round(2)
+
+# %% [markdown]
+# ## Accuracy against MACs
+#
+# Each point is one step-scale list; the uniform lists [1]·L, [2]·L and [4]·L are the 16, 8 and 4 kHz
+# models.
+
+# %%
+keys = sorted(models_loaded)
+fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
+for ax, (tag, m) in zip(axes[0], keys):
+    sub = sweep[(sweep.data == tag) & (sweep.model == m)]
+    ax.plot(sub["kMAC/sample"], sub["val acc %"], "o", label="validation")
+    ax.plot(sub["kMAC/sample"], sub["test acc %"], "x", label="test")
+    for _, r in sub.iterrows():
+        ax.annotate(r["step scale"], (r["kMAC/sample"], r["val acc %"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
+    ax.legend(fontsize=8)
+fig.tight_layout()
+
+# %% [markdown]
+# ## 16, 8 and 4 kHz
+
+# %%
+rate = {1: "16 kHz", 2: "8 kHz", 4: "4 kHz"}
+uni = sweep[sweep["s"].apply(lambda s: len(set(s)) == 1 and s[0] in rate)].copy()
+uni["rate"] = uni["s"].apply(lambda s: rate[s[0]])
+uni.pivot_table(index=["data", "model"], columns="rate", values="test acc %")[["16 kHz", "8 kHz", "4 kHz"]].round(2)
+
+# %% [markdown]
+# ## Eigenvalue maps
+#
+# The discrete poles Λ̄ = exp(ΛΔ) of every layer inside the unit circle: poles near 1 remember long,
+# poles with large angle oscillate fast. The angle of a pole is its resonance frequency
+# f = arg(Λ̄)/(2π) · f_s, with f_s = 16 kHz at step scale 1.
+
+# %%
+for (tag, m), model in sorted(models_loaded.items()):
+    L = len(model.layers)
+    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3.2), squeeze=False)
+    t = np.linspace(0, 2 * np.pi, 200)
+    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+        with torch.no_grad():
+            lam_bar = layer.discretise()[0].numpy()
+        ax.plot(np.cos(t), np.sin(t), "k-", lw=0.5)
+        ax.plot(lam_bar.real, lam_bar.imag, ".", ms=5)
+        ax.set(title=f"layer {i + 1} (P={layer.P})", aspect="equal", xlim=(-1.1, 1.1), ylim=(-1.1, 1.1))
+    fig.suptitle(f"{m} on {tag}: poles Λ̄")
+    fig.tight_layout()
+
+# %% [markdown]
+# ## Layer transfer functions
+#
+# Each layer without its nonlinearity and skip is a linear system; its frequency response from input
+# channel j to output i is G_ij(e^{iω}) = Σ_p C_ip B̄_pj / (e^{iω} − Λ̄_p) · e^{iω}. The curves show
+# |G| for the first input channel to a few outputs, in Hz at the layer's input rate (16 kHz at step
+# scale 1): the first layer is a learned filter bank on the raw waveform.
+
+# %%
+for (tag, m), model in sorted(models_loaded.items()):
+    L = len(model.layers)
+    fig, axes = plt.subplots(1, L, figsize=(3.6 * L, 3), squeeze=False)
+    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+        f, G = frequency_response(layer, n=512)
+        for o in range(min(6, G.shape[1])):
+            ax.semilogy(f, np.abs(G[:, o, 0]) + 1e-12, lw=0.8)
+        ax.set(title=f"layer {i + 1}", xlabel="Hz")
+    fig.suptitle(f"{m} on {tag}: |G| from input channel 0")
+    fig.tight_layout()
