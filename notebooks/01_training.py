@@ -33,11 +33,11 @@ batch_size = 8
 warmup_steps = 2
 
 # %%
-import json
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import load_data
@@ -46,8 +46,6 @@ from sedge.model import build_model
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, models=models, datasets=datasets, lr=lr, batch_size=batch_size,
-                      warmup_steps=warmup_steps), indent=1))
 
 # %% [markdown]
 # ## Model sizes against the paper
@@ -108,8 +106,8 @@ results
 # ## Learning curves
 
 # %%
-fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.8), squeeze=False)
-for ax, tag in zip(axes[0], available):
+fig, axes = panels(len(available), height=3.8)
+for ax, tag in zip(axes, available):
     for m in [m for t, m in runs if t == tag]:
         hist = load_run(runs[tag, m]["run_dir"])[2]
         ep = [h["epoch"] for h in hist]
@@ -137,5 +135,6 @@ for tag in available:
 ax.plot([zoo_table.loc[m, "MMAC per 1-s clip"] for m in paper_acc], list(paper_acc.values()), "k^",
         label="paper (GSC, 35 words)")
 ax.set(xscale="log", xlabel="MMAC per 1-s clip", ylabel="test accuracy %")
+plain_log_ticks(ax)
 ax.legend()
 fig.tight_layout()

@@ -35,6 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.cost import cost_report
 from sedge.data import load_data
 from sedge.experiments import load_run, run_dir_for
@@ -81,14 +82,15 @@ sweep.drop(columns="s").round(2)
 
 # %%
 keys = sorted(models_loaded)
-fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.8), squeeze=False)
-for ax, (tag, m) in zip(axes[0], keys):
+fig, axes = panels(len(keys), height=3.8)
+for ax, (tag, m) in zip(axes, keys):
     sub = sweep[(sweep.data == tag) & (sweep.model == m)]
     ax.plot(sub["kMAC/sample"], sub["val acc %"], "o", label="validation")
     ax.plot(sub["kMAC/sample"], sub["test acc %"], "x", label="test")
     for _, r in sub.iterrows():
         ax.annotate(r["step scale"], (r["kMAC/sample"], r["val acc %"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
+    plain_log_ticks(ax)
     ax.legend(fontsize=8)
 fig.tight_layout()
 
@@ -111,9 +113,9 @@ uni.pivot_table(index=["data", "model"], columns="rate", values="test acc %")[["
 # %%
 for (tag, m), model in sorted(models_loaded.items()):
     L = len(model.layers)
-    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3.2), squeeze=False)
+    fig, axes = panels(L, height=3.2)
     t = np.linspace(0, 2 * np.pi, 200)
-    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+    for i, (ax, layer) in enumerate(zip(axes, model.layers)):
         with torch.no_grad():
             lam_bar = layer.discretise()[0].numpy()
         ax.plot(np.cos(t), np.sin(t), "k-", lw=0.5)
@@ -133,11 +135,11 @@ for (tag, m), model in sorted(models_loaded.items()):
 # %%
 for (tag, m), model in sorted(models_loaded.items()):
     L = len(model.layers)
-    fig, axes = plt.subplots(1, L, figsize=(3.6 * L, 3), squeeze=False)
-    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+    fig, axes = panels(L, height=3)
+    for i, (ax, layer) in enumerate(zip(axes, model.layers)):
         f, G = frequency_response(layer, n=512)
         for o in range(min(6, G.shape[1])):
             ax.semilogy(f, np.abs(G[:, o, 0]) + 1e-12, lw=0.8)
-        ax.set(title=f"layer {i + 1}", xlabel="Hz")
+        ax.set(title=f"layer {i + 1}", xlabel="Hz", ylabel="|G| (gain)")
     fig.suptitle(f"{m} on {tag}: |G| from input channel 0")
     fig.tight_layout()

@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.data import load_data
 from sedge.experiments import load_run, memo_path, run_dir_for
 from sedge.interpret import frequency_response
@@ -58,7 +59,6 @@ from sedge.pruning import layer_sensitivity
 from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, fractions=fractions, max_val=max_val), indent=1))
 loaded = {}
 for tag, ds in datasets.items():
     if ds["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
@@ -103,15 +103,15 @@ pd.DataFrame(rows)
 err_rows = []
 for (tag, m), (run_dir, model, meta) in loaded.items():
     L = len(model.layers)
-    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3), squeeze=False)
-    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+    fig, axes = panels(L, height=3)
+    for i, (ax, layer) in enumerate(zip(axes, model.layers)):
         orders = sorted({max(1, int(round(f * 2 * layer.P))) for f in np.linspace(0.05, 1, 12)})
         errs = truncation_errors(layer, orders)
         ax.semilogy([e["order"] for e in errs], [e["bound"] + 1e-16 for e in errs], "k--", label="2Σσ bound")
         ax.semilogy([e["order"] for e in errs], [e["measured"] + 1e-16 for e in errs], "o-", ms=3, label="measured")
         ax.set(title=f"layer {i + 1}", xlabel="kept real order k")
         err_rows += [{"data": tag, "model": m, "layer": i + 1, **e} for e in errs]
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"{m} on {tag}: ‖G − G_k‖∞")
     fig.tight_layout()
 errors = pd.DataFrame(err_rows)
@@ -141,8 +141,8 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
     sens_rows += [{"data": tag, "model": m, **r} for r in rows]
 sens = pd.DataFrame(sens_rows)
 keys = list(loaded)
-fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-for ax, (tag, m) in zip(axes[0], keys):
+fig, axes = panels(len(keys), height=3.4)
+for ax, (tag, m) in zip(axes, keys):
     sub = sens[(sens.data == tag) & (sens.model == m)]
     for layer, g in sub.groupby("layer"):
         ax.plot(g["fraction"], g["val_acc"], "o-", ms=3, label=f"layer {layer + 1}")
@@ -164,8 +164,8 @@ fig.tight_layout()
 t = np.linspace(0, 2 * np.pi, 200)
 for (tag, m), (run_dir, model, meta) in loaded.items():
     L = len(model.layers)
-    fig, axes = plt.subplots(1, L, figsize=(3.2 * L, 3.2), squeeze=False)
-    for i, (ax, layer) in enumerate(zip(axes[0], model.layers)):
+    fig, axes = panels(L, height=3.2)
+    for i, (ax, layer) in enumerate(zip(axes, model.layers)):
         half = reduce_layer(layer, max(1, layer.P))
         with torch.no_grad():
             before, after = layer.discretise()[0].numpy(), half.discretise()[0].numpy()
@@ -193,7 +193,7 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
         for label, lay in versions.items():
             f, G = frequency_response(lay, n=512)
             ax.semilogy(f, np.abs(G[:, o, 0]) + 1e-12, lw=0.9, label=f"{label} (P={lay.P})")
-        ax.set(title=f"output {o}", xlabel="Hz")
+        ax.set(title=f"output {o}", xlabel="Hz", ylabel="|G| (gain)" if o == 0 else None)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{m} on {tag}: layer 1 |G|")
     fig.tight_layout()

@@ -36,12 +36,12 @@ finetune = {"budgets": [2.0], "epochs": 1, "max_steps": 2, "lr": 0.001, "batch_s
 max_step_scales = 3             # step-scale lists tried on the pruned model (null: all candidates)
 
 # %%
-import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
 from sedge.data import load_data
@@ -52,8 +52,6 @@ from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import accuracy, load_checkpoint, predict
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, budgets=budgets, step_fraction=step_fraction,
-                      max_val=max_val, finetune=finetune, max_step_scales=max_step_scales), indent=1))
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 searches = {}
 for tag, ds in available.items():
@@ -82,8 +80,8 @@ table.round(2)
 
 # %%
 keys = sorted({(t, m) for t, m, _ in searches})
-fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.5), squeeze=False)
-for ax, (tag, m) in zip(axes[0], keys):
+fig, axes = panels(len(keys), height=3.5)
+for ax, (tag, m) in zip(axes, keys):
     big = searches[tag, m, max(budgets)]
     steps = pd.DataFrame(big["steps"])
     ax.plot(steps["params"], steps["val_acc"], "-", color="0.6", lw=0.8)
@@ -122,6 +120,7 @@ fig, ax = plt.subplots(figsize=(5.5, 3.6))
 for (tag, m), g in table.groupby(["data", "model"]):
     ax.plot(g["budget pp"], -g["Δparams %"], "o-", label=f"{m} on {tag}")
 ax.set(xscale="log", xlabel="budget (validation accuracy points)", ylabel="parameters removed %")
+plain_log_ticks(ax)
 ax.legend(fontsize=7)
 fig.tight_layout()
 table.pivot_table(index=["data", "model"], columns="budget pp", values="Δparams %").round(1)
@@ -197,8 +196,8 @@ for i, r in front.iterrows():                   # the test split, once, for the 
     model.set_step_scale(r["scale"])
     test_acc.append(100 * accuracy(predict(model, xt, batch_size=4), yt))
 front["test acc %"] = test_acc
-fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.5), squeeze=False)
-for ax, (tag, m) in zip(axes[0], keys):
+fig, axes = panels(len(keys), height=3.5)
+for ax, (tag, m) in zip(axes, keys):
     g = front[(front.data == tag) & (front.model == m)]
     for kind, h in g.groupby("kind"):
         ax.plot(h["kMAC/sample"], h["val acc %"], "o" if kind == "unpruned" else "s", mfc="none", label=kind)
@@ -206,6 +205,7 @@ for ax, (tag, m) in zip(axes[0], keys):
     ax.step(f["kMAC/sample"], f["val acc %"], "k-", where="post", lw=0.8, label="front (val)")
     ax.plot(f["kMAC/sample"], f["test acc %"], "k x", label="front: test")
     ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
+    plain_log_ticks(ax)
     ax.legend(fontsize=6)
 fig.tight_layout()
 front[front.front].drop(columns=["scale", "front"]).round(2)

@@ -47,7 +47,6 @@ timing_reps = 3
 fixed_point = {"calib_clips": 8, "headroom": 1.25}    # training clips that set the fixed-point scales
 
 # %%
-import json
 import subprocess
 import tempfile
 from pathlib import Path
@@ -58,6 +57,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.cost import layer_shapes, macs_per_sample
 from sedge.cpp import CppModel, best_cpu_seconds, build_cli, build_shared, generate_cpp
 from sedge.cpp_fixed import generate_cpp_fixed
@@ -70,8 +70,6 @@ from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import load_checkpoint, predict
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, step_scales=step_scales, pruned=pruned, max_clips=max_clips,
-                      reference_clips=reference_clips, timing_reps=timing_reps, fixed_point=fixed_point), indent=1))
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 work = Path(tempfile.mkdtemp(prefix="sedge-deploy-"))
 
@@ -196,8 +194,8 @@ print(f"fixed point over {len(fixed)} configurations: accuracy drop mean {fixed[
 points = pd.concat([deploy[["data", "model", "kind", "step scale", "µs/clip", "test acc % (C++)"]].assign(arith="float32"),
                     fixed.rename(columns={"µs/clip fixed": "µs/clip", "test acc % fixed": "test acc % (C++)"})
                     [["data", "model", "kind", "step scale", "µs/clip", "test acc % (C++)"]].assign(arith="fixed")])
-fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.8), squeeze=False)
-for ax, tag in zip(axes[0], available):
+fig, axes = panels(len(available), height=3.8)
+for ax, tag in zip(axes, available):
     g = points[points.data == tag].reset_index(drop=True)
     for (m, kind, arith), h in g.groupby(["model", "kind", "arith"]):
         ax.plot(h["µs/clip"], h["test acc % (C++)"], "o" if kind == "unpruned" else "s",
@@ -205,8 +203,8 @@ for ax, tag in zip(axes[0], available):
     front = g[pareto_mask(g["µs/clip"], g["test acc % (C++)"])].sort_values("µs/clip")
     ax.step(front["µs/clip"], front["test acc % (C++)"], "k-", where="post", lw=0.8, label="front")
     ax.set(xscale="log", title=tag, xlabel="µs per 1-s clip (one core)", ylabel="test accuracy % (C++)")
-    ax.legend(fontsize=6)
-fig.tight_layout()
+    plain_log_ticks(ax)
+legend_below(fig, axes, ncol=3)
 
 # %% [markdown]
 # ## Running the exported program on a WAV file

@@ -43,7 +43,6 @@ layer_sets = [[2], [1, 2, 3]]                                             # conv
 max_fraction = 0.5                                                        # at most this share of a layer goes
 
 # %%
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,8 +57,6 @@ from sedge.pareto import pareto_mask
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, train=train, finetune=finetune, layer_sets=layer_sets,
-                      max_fraction=max_fraction), indent=1))
 available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]
@@ -143,7 +140,8 @@ pd.concat([paper[cols], results[results.pruned == "C2"][cols]]).round(2)
 # ## Accuracy against parameters and MACs
 #
 # Every pruned network after fine-tuning, with the unpruned CNN (star); the line is the front of
-# networks no other one beats on both cost and test accuracy.
+# networks no other one beats on both cost and *validation* accuracy (chosen on validation, drawn at their
+# test accuracy).
 
 # %%
 fig, axes = plt.subplots(len(available), 2, figsize=(10, 3.4 * len(available)), squeeze=False)
@@ -156,8 +154,10 @@ for row, tag in zip(axes, available):
         for _, r in g.iterrows():
             ax.annotate(r["pruned"], (r[col], r["test % fine-tuned"]), fontsize=7)
         ax.plot([base], [100 * u["test_acc"]], "k*", ms=10, label="unpruned")
-        pts = pd.concat([g[[col, "test % fine-tuned"]], pd.DataFrame({col: [base], "test % fine-tuned": [100 * u["test_acc"]]})])
-        front = pts[pareto_mask(pts[col].to_numpy(), pts["test % fine-tuned"].to_numpy())].sort_values(col)
+        pts = pd.concat([g[[col, "val % fine-tuned", "test % fine-tuned"]],
+                         pd.DataFrame({col: [base], "val % fine-tuned": [100 * u["val_acc"]],
+                                       "test % fine-tuned": [100 * u["test_acc"]]})])
+        front = pts[pareto_mask(pts[col].to_numpy(), pts["val % fine-tuned"].to_numpy())].sort_values(col)
         ax.step(front[col], front["test % fine-tuned"], "k-", where="post", lw=0.8)
         ax.set(title=tag, xlabel=col, ylabel="test accuracy %")
         ax.legend(fontsize=7)

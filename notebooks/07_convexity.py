@@ -43,21 +43,19 @@ mor = {"budgets": [2.0], "step_fraction": 0.25, "max_val": 16}                  
 max_val = None                                                                  # validation clips for convexity (None: all)
 
 # %%
-import json
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.baselines.experiments import baseline_run, convexity_pruned_run
 from sedge.experiments import load_run, pruned_run, run_dir_for
 from sedge.pareto import pareto_mask
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, transformer=transformer, finetune_sedge=finetune_sedge,
-                      finetune_transformer=finetune_transformer, mor=mor, max_val=max_val), indent=1))
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]
@@ -75,8 +73,8 @@ for tag, ds in available.items():
     t = baseline_run("transformer", ds["spec"], run_dir_for(run_root, tag, "transformer"), **transformer, progress=False)
     results[(tag, "transformer")] = convexity_pruned_run(t["run_dir"], ds["spec"], "transformer", **finetune_transformer,
                                                          max_val=max_val, progress=False)
-fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.6), squeeze=False)
-for ax, tag in zip(axes[0], available):
+fig, axes = panels(len(available), height=3.6)
+for ax, tag in zip(axes, available):
     for (t, name), r in results.items():
         if t != tag:
             continue
@@ -121,20 +119,21 @@ table.sort_values(["data", "model"], kind="stable").round(2)
 # %% [markdown]
 # ## Accuracy against parameters
 #
-# Every model and pruning result per data set; the line is the front no other point beats on both.
+# Every model and pruning result per data set; the line joins the points no other one beats on both
+# parameters and *validation* accuracy (chosen on validation, drawn at their test accuracy).
 # The paper reports large layer reductions of transformer speech models at no loss of accuracy, and
 # sometimes gains; what carries over to these far smaller models is read off here.
 
 # %%
-fig, axes = plt.subplots(1, len(available), figsize=(5.5 * len(available), 3.8), squeeze=False)
+fig, axes = panels(len(available), height=3.8)
 marks = {"unpruned": "o", "convexity, fine-tuned": "s", "convexity, truncated": "x"}
-for ax, tag in zip(axes[0], available):
+for ax, tag in zip(axes, available):
     g = table[table.data == tag].reset_index(drop=True)
     for (name, method), h in g.groupby(["model", "method"]):
         ax.plot(h["params"], h["test %"], marks.get(method, "^"), mfc="none", label=f"{name}: {method}")
     ok = g[g.method != "convexity, truncated"]
-    front = ok[pareto_mask(ok["params"].to_numpy(), ok["test %"].to_numpy())].sort_values("params")
+    front = ok[pareto_mask(ok["params"].to_numpy(), ok["val %"].to_numpy())].sort_values("params")
     ax.step(front["params"], front["test %"], "k-", where="post", lw=0.8)
     ax.set(xscale="log", title=tag, xlabel="parameters", ylabel="test accuracy %")
-    ax.legend(fontsize=6)
-fig.tight_layout()
+    plain_log_ticks(ax)
+legend_below(fig, axes, ncol=3)

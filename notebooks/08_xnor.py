@@ -45,12 +45,12 @@ compress = {"on": ["synthetic"], "sparsity": 0.95, "keep_fraction": 0.5, "calib_
             "finetune": {"epochs": 1, "max_steps": 2, "lr": 0.001, "batch_size": 32}}
 
 # %%
-import json
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
+from sedge.plots import legend_below, panels, plain_log_ticks
 from sedge.baselines.acdnet import cost
 from sedge.baselines.experiments import XNOR_VARIANTS, baseline_run, compressed_run
 from sedge.baselines.train import load_baseline
@@ -59,7 +59,6 @@ from sedge.experiments import run_dir_for
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
-print(json.dumps(dict(run_root=run_root, datasets=datasets, micro=micro, base=base, train=train, compress=compress), indent=1))
 available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]
@@ -101,8 +100,8 @@ gap["weight memory ÷"] = (f["weight kB (cost model)"] / x["weight kB (cost mode
 gap["effective MACs ÷"] = (f["effective MMACs"] / x["effective MMACs"]).reindex(gap["data"]).to_numpy()
 display(gap.sort_values("classes").round(2))
 g = gap.sort_values("classes")
-fig, axes = plt.subplots(1, 1 + len(g), figsize=(4.2 + 2.6 * len(g), 3.4), squeeze=False)
-ax = axes[0, 0]
+fig, axes = panels(1 + len(g), height=3.4)
+ax = axes[0]
 ax.plot(g["classes"], g["float"], "o-", label="float")
 ax.plot(g["classes"], g["XNOR"], "s-", label="XNOR")
 ax.plot(g["classes"], g["XNOR, float SFEB"], "^--", label="XNOR, float SFEB")
@@ -111,16 +110,15 @@ for _, r in g.iterrows():
     ax.annotate(r["data"], (r["classes"], r["float"]), fontsize=7)
 ax.set(xlabel="classes", ylabel="test accuracy %", title="micro ACDNet: float vs XNOR")
 ax.legend(fontsize=7)
-for ax, (_, r) in zip(axes[0, 1:], g.iterrows()):           # validation accuracy per epoch: how far from converged
+for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy per epoch: how far from converged
     for network, style in zip(XNOR_VARIANTS, ("-", "--", "-.")):
         i = xnor_table.index[(xnor_table.data == r["data"]) & (xnor_table.network == network)][0]
         ax.plot(range(1, len(curves[i]) + 1), curves[i], style, label=network)
     ax.axhline(r["chance %"], ls=":", color="grey")
     ax.set(xlabel="epoch", title=f"{r['data']} ({r['classes']} classes)", ylabel="val %")
-axes[0, 1].legend(fontsize=7)
+axes[1].legend(fontsize=7)
 fig.tight_layout()
-for col in ("XNOR share of float's gain", "float-SFEB XNOR share"):
-    print(col, "by class count:", g[["classes", col]].round(2).to_numpy().tolist())
+g[["data", "classes", "XNOR share of float's gain", "float-SFEB XNOR share"]].round(2)
 
 # %% [markdown]
 # Read the gap next to the float accuracy and to chance (one over the class count): accuracies at

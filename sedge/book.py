@@ -99,21 +99,81 @@ def stale_notebooks(profile: str = "quick") -> list[tuple[Path, Path, dict, str]
     return out
 
 
+def provenance() -> dict:
+    """What produced an executed chapter: commit (and whether the tree had uncommitted changes),
+    date, machine, cores, package versions."""
+    import os
+    import platform
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                   if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    from importlib.metadata import version
+    return {"commit": git("rev-parse", "--short=10", "HEAD") or "unknown",
+            "dirty": bool(git("status", "--porcelain", "--untracked-files=no")),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{platform.system()} {platform.machine()}, {cpu}", "cores": os.cpu_count(),
+            "threads": 2,                         # every chapter sets torch.set_num_threads(2)
+            "versions": {p: version(p) for p in ("torch", "numpy", "control", "papermill", "sedge")},
+            "python": platform.python_version()}
+
+
+def _parameter_table(defaults_source: str, params: dict) -> str:
+    """Markdown table of the parameters in force (the defaults overridden by the profile's)."""
+    ns: dict = {}
+    exec(defaults_source, {}, ns)
+    rows = []
+    for name, value in {**ns, **params}.items():
+        text = repr(value)
+        text = text if len(text) <= 90 else text[:87] + "…"
+        rows.append(f"| `{name}` | `{text}` |" + (" profile |" if name in params else " default |"))
+    return "| parameter | value in force | from |\n|---|---|---|\n" + "\n".join(rows)
+
+
 def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True) -> None:
-    """Convert ``src`` in memory, execute it with Papermill under ``params``, write ``dst`` atomically."""
+    """Convert ``src`` in memory, execute it with Papermill under ``params``, write ``dst`` atomically.
+
+    In the executed copy the two parameter cells (the defaults and Papermill's injected values) are
+    hidden and replaced by one table of the values in force; a banner under the title and
+    ``metadata.sedge`` record the profile and :func:`provenance`."""
     import tempfile
 
     import nbformat
     import papermill as pm
     tmp = dst.with_suffix(".running.ipynb")
+    source_nb = read_source(src)
     with tempfile.TemporaryDirectory() as d:
         source = Path(d) / f"{src.stem}.ipynb"
-        nbformat.write(read_source(src), str(source))
+        nbformat.write(source_nb, str(source))
         pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
                             progress_bar=progress, log_output=False)
-    nb = json.loads(tmp.read_text())
-    nb["metadata"]["sedge"] = {"key": key, "profile": profile}
-    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    nb = nbformat.read(str(tmp), as_version=4)
+    prov = provenance()
+    nb.metadata["sedge"] = {"key": key, "profile": profile, **prov}
+    where = 0
+    for i, cell in enumerate(nb.cells):
+        tags = cell.metadata.get("tags", [])
+        if "parameters" in tags or "injected-parameters" in tags:
+            cell.metadata["tags"] = sorted(set(tags) | {"remove-cell"})
+            where = i + 1
+    table = nbformat.v4.new_markdown_cell(_parameter_table(parameters_cell(source_nb), params))
+    table.metadata["tags"] = ["sedge-parameters"]
+    nb.cells.insert(where, table)
+    banner = nbformat.v4.new_markdown_cell(
+        f"*Executed with profile `{profile}` at commit `{prov['commit']}`{' (with uncommitted changes)' if prov['dirty'] else ''}"
+        f" on {prov['date']} — {prov['machine']}, {prov['cores']} cores, {prov['threads']} threads, "
+        f"Python {prov['python']}, torch {prov['versions']['torch']}.*")
+    banner.metadata["tags"] = ["sedge-banner"]
+    nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
+    nbformat.write(nb, str(tmp))
     tmp.replace(dst)
 
 

@@ -135,10 +135,27 @@ def diagonalise(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray | Non
     complex state, except that two real modes with the *same* pole share one: x = x₁ + i x₂ with
     B = b₁ + i b₂ and C = c₁ − i c₂ gives Re(C x) = c₁x₁ + c₂x₂ exactly."""
     lam, V = np.linalg.eig(A)
-    Bd = np.linalg.solve(V, B.astype(complex))
-    Cd = C.astype(complex) @ V
     scale = max(1.0, float(np.abs(lam).max(initial=0.0)))
     real = np.abs(lam.imag) <= tol * scale
+    # A repeated real pole (a trained state with Im Λ = 0 exactly becomes a double real pole of the
+    # real realisation) may come back from LAPACK as λ ± i·1e-17 with complex eigenvectors: replace
+    # each cluster of equal real eigenvalues by a real basis of its eigenspace, the null space of
+    # A − λI, so that its B rows and C columns are real and nothing is dropped below.
+    V = V.astype(complex)
+    order = sorted(np.flatnonzero(real), key=lambda i: lam[i].real)
+    clusters: list[list[int]] = []
+    for i in order:
+        if clusters and abs(lam[i].real - lam[clusters[-1][-1]].real) <= tol * scale * 1e3:
+            clusters[-1].append(i)
+        else:
+            clusters.append([i])
+    for cl in clusters:
+        value = float(np.mean(lam[cl].real))
+        _, _, Vt = np.linalg.svd(A - value * np.eye(A.shape[0]))
+        V[:, cl] = Vt[-len(cl):].T
+        lam[cl] = value
+    Bd = np.linalg.solve(V, B.astype(complex))
+    Cd = C.astype(complex) @ V
     upper = ~real & (lam.imag > 0)
     if upper.sum() != (~real & (lam.imag < 0)).sum():
         raise ReductionError("reduced system is not real: unpaired complex eigenvalues")
@@ -166,11 +183,14 @@ def diagonalise(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray | Non
 def layer_from_diagonal(original: SEdgeLayer, form: DiagonalForm) -> SEdgeLayer:
     """A plain SEdgeLayer with Λ = λ, Δ = 1 (log_step = 0) at step scale 1, B, b from the reduced input matrix,
     C from the reduced output matrix; c, skip, activation, dropout and step scale unchanged.
-    BatchNorm is folded into B and b, so the new layer's BN is set to the identity."""
+    BatchNorm is folded into B and b, so the new layer carries none (an identity BN would re-normalise
+    by batch statistics in train mode). It has the original's dtype (a float64 reduction of a float64
+    layer is not rounded to float32)."""
     d_in, H, r = original.d_in, original.H, form.states
-    new = SEdgeLayer(d_in, r, H, trainable_skip=original.skip is not None, batchnorm=original.norm is not None,
+    new = SEdgeLayer(d_in, r, H, trainable_skip=original.skip is not None, batchnorm=False,
                      dropout=original.dropout)
     dtype = original.lambda_re.dtype
+    new.to(dtype)
     t = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=dtype)  # noqa: E731
     with torch.no_grad():
         new.lambda_re.copy_(t(form.lam.real))
@@ -186,11 +206,6 @@ def layer_from_diagonal(original: SEdgeLayer, form: DiagonalForm) -> SEdgeLayer:
         new.c_im.copy_(original.c_im)
         if original.skip is not None:
             new.skip.weight.copy_(original.skip.weight)
-        if new.norm is not None:                                    # identity in eval mode
-            new.norm.running_mean.zero_()
-            new.norm.running_var.fill_(1.0 - new.norm.eps)
-            new.norm.weight.fill_(1.0)
-            new.norm.bias.zero_()
         if form.D is not None:
             new.feedthrough = torch.nn.Parameter(t(form.D))
     new.to(dtype)

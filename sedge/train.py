@@ -119,6 +119,8 @@ def load_checkpoint(path: str | Path) -> tuple[SEdgeModel, dict]:
         D = blob["state_dict"].get(f"layers.{i}.feedthrough")
         if D is not None:
             layer.feedthrough = torch.nn.Parameter(torch.zeros_like(D))
+        if layer.norm is not None and f"layers.{i}.norm.weight" not in blob["state_dict"]:
+            layer.norm = None                            # a reduced layer: BN folded into B, b
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as e:

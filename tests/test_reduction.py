@@ -59,6 +59,40 @@ def test_full_order_reproduces_the_layer():
     assert torch.linalg.norm(out - ref) / torch.linalg.norm(ref) < 1e-5
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_full_order_with_an_exactly_real_pole(seed):
+    """Trained layers keep one state with Im Λ = 0 exactly (the linspace(0, …) init; |·| has no
+    gradient there): a double real pole of the real realisation, which LAPACK may return as λ ± i·1e-17
+    with complex eigenvectors. Full order must still reproduce the layer."""
+    layer = trained_like_layer(seed=seed)
+    with torch.no_grad():
+        layer.lambda_im[0] = 0.0
+        layer.lambda_im[3] = 0.0
+    full = reduce_layer(layer, 2 * layer.P)
+    u = torch.randn(2, 300, 3, dtype=torch.float64)
+    with torch.no_grad():
+        ref, out = layer(u), full(u)
+    assert torch.linalg.norm(out - ref) / torch.linalg.norm(ref) < 1e-8
+
+
+def test_reduced_layer_carries_no_batchnorm_and_keeps_float64(tmp_path):
+    layer = trained_like_layer()
+    small = reduce_layer(layer, 7)
+    assert small.norm is None and small.lambda_re.dtype == torch.float64
+    u = torch.randn(2, 200, 3, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.equal(small.train()(u), small.eval()(u))     # no batch statistics in train mode
+    model = build_model(model_config("tiny", n_classes=3), seed=0).eval()
+    model.layers[0] = reduce_layer(model.layers[0], 40)
+    model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
+    from sedge.train import load_checkpoint, save_checkpoint
+    save_checkpoint(tmp_path / "m.pt", model, {})
+    again, _ = load_checkpoint(tmp_path / "m.pt")
+    x = torch.randn(2, 1600)
+    with torch.no_grad():
+        assert torch.allclose(again(x), model(x), atol=1e-6)
+
+
 def test_reduced_layer_is_stable_and_an_ordinary_layer():
     layer = trained_like_layer()
     small = reduce_layer(layer, 6)
