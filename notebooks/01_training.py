@@ -17,7 +17,7 @@
 # %% [markdown]
 # # Training the S-Edge model zoo
 #
-# This chapter trains S-Edge models with the paper's recipe (SPEC §4: AdamW in two groups, cosine
+# This chapter trains S-Edge models with the paper's recipe (AdamW in two groups, cosine
 # schedule with warm-up, decoder orthogonality penalty, checkpoint chosen on validation accuracy,
 # test accuracy computed once) on the synthetic keyword set and on real Speech Commands clips, and
 # sets their sizes next to the paper's. Which models, data and how many steps come from the
@@ -37,7 +37,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import load_data
@@ -46,11 +46,12 @@ from sedge.model import build_model
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
+book_style()
 
 # %% [markdown]
 # ## Model sizes against the paper
 #
-# Every zoo model is built with 35 outputs and counted with the paper's formula (SPEC §6); the count
+# Every zoo model is built with 35 outputs and counted with the paper's formula; the count
 # must equal the paper's exactly. The *deployed* count is what the exported model stores (Λ̄, B̄ with
 # BatchNorm folded in, b̄, C, Re c, skip, decoder). MACs per input sample use the paper convention at
 # step scale 1; the last column is the authors' C++ convention.
@@ -121,7 +122,7 @@ fig.tight_layout()
 # ## Accuracy per model size
 #
 # Test accuracy of the validation-selected checkpoint against MACs per clip, beside the paper's
-# Speech Commands v0.02 results (35 words, 40 epochs; SPEC §11) for orientation — the tasks and
+# Speech Commands v0.02 results (35 words, 40 epochs; quoted from the paper) for orientation — the tasks and
 # budgets differ, so only the ordering is comparable.
 
 # %%

@@ -18,7 +18,7 @@
 # # Step scale and interpretability
 #
 # After training, layer ℓ can run at a lower rate: it decimates its input by s_ℓ/s_{ℓ−1} and scales
-# its Δ by s_ℓ (SPEC §2). Under zero-order hold this is exact for a held input, so accuracy degrades
+# its Δ by s_ℓ. Under zero-order hold this is exact for a held input, so accuracy degrades
 # only through aliasing and information loss, while MACs fall roughly by the step scale. This chapter
 # sweeps step-scale lists on the trained models of the training chapter, tabulates the 16/8/4 kHz
 # case, and looks inside the layers: their eigenvalues and transfer functions.
@@ -35,7 +35,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.cost import cost_report
 from sedge.data import load_data
 from sedge.experiments import load_run, run_dir_for
@@ -44,6 +44,7 @@ from sedge.train import accuracy, predict
 from sedge.interpret import step_scale_candidates, frequency_response
 
 torch.set_num_threads(2)
+book_style()
 
 
 # %%

@@ -19,7 +19,7 @@
 #
 # Every S-Edge layer is, between its BatchNorm and its LeakyReLU, a linear time-invariant system.
 # With the BatchNorm folded into B and b and the bias as a constant extra input, its *sample-time
-# continuous* form is (SPEC §7)
+# continuous* form is
 #
 # $$\dot x = A x + B_c \begin{bmatrix} u \\ 1 \end{bmatrix},\qquad y = \operatorname{Re}(C x),
 # \qquad A = \operatorname{diag}(\Delta \odot \Lambda),\quad B_c = \Delta \odot [B \mid b],$$
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.data import load_data
 from sedge.experiments import load_run, memo_path, run_dir_for
 from sedge.interpret import frequency_response
@@ -59,6 +59,7 @@ from sedge.pruning import layer_sensitivity
 from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
 
 torch.set_num_threads(2)
+book_style()
 loaded = {}
 for tag, ds in datasets.items():
     if ds["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists():

@@ -18,13 +18,13 @@
 # # Iterative pruning under an accuracy budget
 #
 # The EUSIPCO 2025 paper prunes S-Edge models layer by layer with balanced truncation and no
-# retraining, allowing 0.5 accuracy points of loss. Our search (SPEC §8, `sedge.pruning.prune`):
+# retraining, allowing 0.5 accuracy points of loss. Our search (`sedge.pruning.prune`):
 # every round tries, for every layer that is not frozen, its *original* balanced realisation
 # truncated by one move (⌈step_fraction·P_ℓ⌉ complex states); all candidates are scored on the
 # validation split; the one with the best saving per accuracy point lost is accepted while the drop
 # from the unpruned model stays within the budget; a layer whose next move breaks the budget is
 # frozen. The test split is evaluated once, for the final model. The same stage runs from the
-# command line: `sedge prune --checkpoint RUN/best.pt --data SPEC --budget 0.5 --out DIR`.
+# command line: `sedge prune --checkpoint RUN/best.pt --data DATA --budget 0.5 --out DIR`.
 
 # %% tags=["parameters"]
 run_root = "runs/ci"
@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
 from sedge.data import load_data
@@ -52,6 +52,7 @@ from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import accuracy, load_checkpoint, predict
 
 torch.set_num_threads(2)
+book_style()
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 searches = {}
 for tag, ds in available.items():

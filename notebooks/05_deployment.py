@@ -17,7 +17,7 @@
 # %% [markdown]
 # # Deployment: export, C++ and its speed
 #
-# A trained (or pruned) model at a step-scale list is folded into an *export dict* (SPEC §9): Λ̄ at
+# A trained (or pruned) model at a step-scale list is folded into an *export dict*: Λ̄ at
 # s_ℓ·Δ, B̄ and b̄ with BatchNorm folded in, C, Re c, skip, the cumulative step scale, and the decoder
 # with the input normalisation folded into the first layer. `sedge.export.reference_logits` runs it in
 # float64 NumPy; `sedge.cpp.generate_cpp` writes a self-contained C++17 project with the weights as
@@ -57,7 +57,7 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.cost import layer_shapes, macs_per_sample
 from sedge.cpp import CppModel, best_cpu_seconds, build_cli, build_shared, generate_cpp
 from sedge.cpp_fixed import generate_cpp_fixed
@@ -70,6 +70,7 @@ from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import load_checkpoint, predict
 
 torch.set_num_threads(2)
+book_style()
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 work = Path(tempfile.mkdtemp(prefix="sedge-deploy-"))
 

@@ -21,7 +21,7 @@
 # CNN *passively*, from the weights alone: each filter W_f (C_in × 7 × 7) is read as a 49 × C_in
 # matrix, its rank-1 SVD's left singular vector u_f is its signature, and a greedy pass over pairs of
 # nearest signatures (cosine distance, ascending) keeps one filter of each close pair and marks the
-# other redundant (SPEC §10, `sedge.baselines.filter_pruning`). The redundant filters are removed
+# other redundant (`sedge.baselines.filter_pruning`). The redundant filters are removed
 # **physically** — the conv's output channels, its BatchNorm, and the next layer's input channels —
 # and the smaller network is fine-tuned, with the checkpoint chosen on validation (the paper's code
 # chose it on the test split; we do not).
@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sedge.plots import book_style
 from sedge.baselines.experiments import baseline_run, dcase_costs, filter_pruned_run
 from sedge.baselines.filter_pruning import filter_signatures
 from sedge.baselines.train import load_baseline
@@ -57,6 +58,7 @@ from sedge.pareto import pareto_mask
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
+book_style()
 available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]

@@ -19,8 +19,8 @@
 #
 # Dorszewski, Tětková & Hansen (2024) prune whole layers of transformer speech models: a layer whose
 # classes form *convex* regions in its representation already separates them, and the layers after
-# the convexity peak can go, with fine-tuning after. The graph convexity of a layer (SPEC §10,
-# `sedge.baselines.convexity`): one vector per clip (the time mean of the layer's output), a
+# the convexity peak can go, with fine-tuning after. The graph convexity of a layer
+# (`sedge.baselines.convexity`): one vector per clip (the time mean of the layer's output), a
 # 10-nearest-neighbour graph with Euclidean edge lengths, and for sampled same-class pairs the share
 # of the shortest path's interior nodes that carry the same class (a direct edge scores 1, no path 0);
 # the layer's score is the mean × 100. We compute it on **validation** clips, keep the layers up to
@@ -49,13 +49,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.baselines.experiments import baseline_run, convexity_pruned_run
 from sedge.experiments import load_run, pruned_run, run_dir_for
 from sedge.pareto import pareto_mask
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
+book_style()
 available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]

@@ -17,7 +17,7 @@
 # %% [markdown]
 # # Pruning and quantisation against XNOR-Net binarisation
 #
-# Mohaimenuzzaman, Bergmeir & Meyer compress the raw-audio CNN ACDNet two ways (SPEC §10): by
+# Mohaimenuzzaman, Bergmeir & Meyer compress the raw-audio CNN ACDNet two ways: by
 # **pruning and quantisation** (95 % global magnitude pruning with the masks re-applied while
 # fine-tuning, structured channel pruning, retraining, 8-bit post-training quantisation: 4.74 M →
 # ≈131 k parameters, *Micro-ACDNet*), and by **XNOR-Net** binarisation (first conv and last linear in
@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.baselines.acdnet import cost
 from sedge.baselines.experiments import XNOR_VARIANTS, baseline_run, compressed_run
 from sedge.baselines.train import load_baseline
@@ -59,6 +59,7 @@ from sedge.experiments import run_dir_for
 from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
+book_style()
 available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
 
 # %% [markdown]

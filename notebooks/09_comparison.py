@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.compare import collect
 from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
 from sedge.export import export_dict
@@ -52,6 +52,7 @@ from sedge.pareto import pareto_mask
 from sedge.train import load_checkpoint
 
 torch.set_num_threads(2)
+book_style()
 df = collect(profile)
 df.drop(columns=["checkpoint"]).round(2)
 
