@@ -40,6 +40,7 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
     config = {"model": model, "data": data_spec, "dataset": data.summary(), "train": asdict(tcfg)}
     if _same_config(run_dir, config, "summary.json", "best.pt"):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
+    require_computable(run_dir)
     cfg = model_config(model, n_classes=len(data.classes))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
@@ -81,11 +82,34 @@ def source_unchanged(record: Path, source: str | Path) -> bool:
     return record.read_text().strip() == file_digest(source)
 
 
+def _with_new_defaults(stored: dict) -> dict:
+    """A stored stage configuration with the TrainConfig fields added since it was written set to
+    their defaults (a field that did not exist could not have been set), so adding a field to the
+    recipe does not retrain every committed run."""
+    if isinstance(stored.get("train"), dict):
+        stored = {**stored, "train": {**asdict(TrainConfig()), **stored["train"]}}
+    return stored
+
+
+class StageMissing(RuntimeError):
+    """A stage that would have to be computed while SEDGE_STAGES=readonly."""
+
+
+def require_computable(folder: Path) -> None:
+    """With SEDGE_STAGES=readonly (e.g. rebuilding the book from committed stages), a missing or stale
+    stage is an error naming it instead of a silent retrain."""
+    import os
+    if os.environ.get("SEDGE_STAGES", "") == "readonly":
+        raise StageMissing(f"stage {portable(folder)} is missing or stale (its configuration, inputs or files "
+                           "changed) and SEDGE_STAGES=readonly forbids computing it")
+
+
 def _same_config(folder: Path, config: dict, *files: str, source: str | Path | None = None) -> bool:
     """A finished stage in ``folder``: its config.json equals ``config``, ``files`` exist and, for a
     stage derived from checkpoint ``source``, that checkpoint is the one it was computed from."""
     cfg = folder / "config.json"
-    if not (cfg.exists() and json.loads(cfg.read_text()) == config and all((folder / f).exists() for f in files)):
+    if not (cfg.exists() and _with_new_defaults(json.loads(cfg.read_text())) == config
+            and all((folder / f).exists() for f in files)):
         return False
     return source is None or source_unchanged(folder / SOURCE_RECORD, source)
 
@@ -109,6 +133,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
     if _same_config(out, config, "summary.json", "pruned.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
+    require_computable(out)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     xv, yv = data.val.tensors(*meta["norm"])
@@ -175,6 +200,7 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "train": asdict(tcfg)}
     if _same_config(out, config, "summary.json", "best.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
+    require_computable(out)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     if tuple(data.stats()) != tuple(meta["norm"]):

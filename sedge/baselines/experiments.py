@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..data import load_data
-from ..experiments import SOURCE_RECORD, _same_config, record_source
+from ..experiments import SOURCE_RECORD, _same_config, record_source, require_computable
 from ..paths import atomic_write_json, portable
 from ..train import accuracy, predict
 from .dcase_cnn import conv_macs, keras_param_count
@@ -37,6 +37,7 @@ def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "seed": seed}
     if _same_config(run_dir, config, "summary.json", "best.pt"):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
+    require_computable(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
     model = build_baseline(kind, **kwargs)
@@ -66,6 +67,7 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
     if _same_config(out, config, "result.json", "best.pt", source=run_dir / "best.pt"):
         return {**json.loads((out / "result.json").read_text()), "out": str(out)}
+    require_computable(out)
     model, meta = load_baseline(run_dir / "best.pt")
     if model.arch["kind"] != "dcase":
         raise ValueError(f"{run_dir}: filter pruning is defined for the DCASE CNN, not {model.arch['kind']!r}")
@@ -117,6 +119,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
               "batch_size": batch_size, "max_steps": max_steps, "max_val": max_val}
     if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
+    require_computable(out)
     if family == "sedge":
         model, meta = load_checkpoint(run_dir / "best.pt")
         params = lambda m: paper_params(layer_shapes(m), m.cfg.n_classes)       # noqa: E731
@@ -183,6 +186,7 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "calib_clips": calib_clips}
     if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
+    require_computable(out)
     base, meta = load_baseline(run_dir / "best.pt")
     if base.arch["kind"] != "acdnet" or base.xnor:
         raise ValueError(f"{run_dir}: the compression path starts from a float ACDNet")
