@@ -24,12 +24,15 @@
 # case, and looks inside the layers: their eigenvalues and transfer functions.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-models = ["tiny"]
-datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}
-max_eval_clips = 32
+run_root = "runs/ci"            # the training chapter's run folder
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+models = ["tiny"]               # trained models to sweep, per dataset
+max_eval_clips = 32             # validation and test clips scored per configuration (None: all)
 
 # %%
+from sedge.parameters import check_namespace, for_data
+check_namespace(globals(), "02_step_scale")
+
 import numpy as np
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -37,9 +40,8 @@ import torch
 
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.cost import cost_report
-from sedge.data import load_data
+from sedge.data import available_datasets, load_data
 from sedge.experiments import load_run, run_dir_for
-from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import accuracy, predict
 from sedge.interpret import step_scale_candidates, frequency_response
 
@@ -54,12 +56,9 @@ def clips(split, norm):
 
 rows = []
 models_loaded = {}
-for tag, spec in datasets.items():
-    if spec.startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
-        print(f"skipping {tag}: {MINI_SPEECH_COMMANDS} not found")
-        continue
+for tag, spec in available_datasets(datasets).items():
     data = load_data(spec)
-    for m in models:
+    for m in for_data(models, tag, "models"):
         model, meta, _ = load_run(run_dir_for(run_root, tag, m))
         models_loaded[tag, m] = model
         xv, yv = clips(data.val, meta["norm"])

@@ -38,12 +38,16 @@
 # complex state). This chapter looks at what that does to the trained layers of the training chapter.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": {"spec": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10", "models": ["tiny"]}}
+run_root = "runs/ci"            # the training chapter's run folder
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+models = ["tiny"]               # trained models to analyse, per dataset
 fractions = [0.5, 1.0]          # kept fraction of each layer's states in the accuracy sweep
-max_val = 16                    # validation clips for the sweep (null: all, shared with the pruning search)
+max_val = 16                    # validation clips for the sweep (None: all; shared with the pruning search)
 
 # %%
+from sedge.parameters import check_namespace, for_data
+check_namespace(globals(), "03_balanced_truncation")
+
 import json
 import matplotlib.pyplot as plt
 import numpy as np
@@ -51,21 +55,19 @@ import pandas as pd
 import torch
 
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.data import load_data
+from sedge.data import available_datasets, load_data
 from sedge.experiments import load_run, memo_path, run_dir_for
 from sedge.interpret import frequency_response
-from sedge.paths import MINI_SPEECH_COMMANDS, atomic_write_json
+from sedge.paths import atomic_write_json
 from sedge.pruning import layer_sensitivity
 from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
 
 torch.set_num_threads(2)
 book_style()
 loaded = {}
-for tag, ds in datasets.items():
-    if ds["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists():
-        print(f"skipping {tag}: {MINI_SPEECH_COMMANDS} not found")
-        continue
-    for m in ds["models"]:
+available = available_datasets(datasets)
+for tag in available:
+    for m in for_data(models, tag, "models"):
         run_dir = run_dir_for(run_root, tag, m)
         loaded[tag, m] = (run_dir, *load_run(run_dir)[:2])
 
@@ -130,7 +132,7 @@ assert violations.empty
 # %%
 sens_rows = []
 for (tag, m), (run_dir, model, meta) in loaded.items():
-    data = load_data(datasets[tag]["spec"]).restrict_to(meta["classes"])
+    data = load_data(available[tag]).restrict_to(meta["classes"])
     xv, yv = data.val.tensors(*meta["norm"])
     if max_val:
         xv, yv = xv[:max_val], yv[:max_val]

@@ -27,15 +27,24 @@
 # command line: `sedge prune --checkpoint RUN/best.pt --data DATA --budget 0.5 --out DIR`.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": {"spec": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10", "models": ["tiny"]}}
-budgets = [0.5, 2.0]            # accuracy points; 0.5 is the paper's
+run_root = "runs/ci"            # the training chapter's run folder
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+models = ["tiny"]               # trained models to prune, per dataset
+budgets = [0.5, 2.0]            # accuracy budgets in validation points; 0.5 is the paper's
 step_fraction = 0.25            # move size: ⌈step_fraction · P_ℓ⌉ complex states (at least 1)
-max_val = 16                    # validation clips for the search (null: all)
-finetune = {"budgets": [2.0], "epochs": 1, "max_steps": 2, "lr": 0.001, "batch_size": 8}
-max_step_scales = 3             # step-scale lists tried on the pruned model (null: all candidates)
+max_val = 16                    # validation clips for the search (None: all)
+finetune_budgets = [2.0]        # budgets whose pruned model is also fine-tuned
+finetune_epochs = 1             # fine-tuning epochs
+finetune_batches_per_epoch = 2  # fine-tuning batches per epoch (None: the whole training split)
+finetune_lr = 0.001             # fine-tuning learning rate η
+finetune_batch_size = 8         # fine-tuning clips per batch
+max_step_scales = 3             # step-scale lists tried on the pruned model (None: all candidates)
+device = "cpu"                  # where to fine-tune: cpu, cuda[:N] or auto
 
 # %%
+from sedge.parameters import check_namespace, for_data
+check_namespace(globals(), "04_iterative_pruning")
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -44,21 +53,20 @@ import torch
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
-from sedge.data import load_data
+from sedge.data import available_datasets, load_data
 from sedge.experiments import finetuned_run, load_run, pruned_run, run_dir_for
 from sedge.interpret import step_scale_candidates
 from sedge.pareto import pareto_mask
-from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import accuracy, load_checkpoint, predict
 
 torch.set_num_threads(2)
 book_style()
-available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+available = available_datasets(datasets)
 searches = {}
-for tag, ds in available.items():
-    for m in ds["models"]:
+for tag, spec in available.items():
+    for m in for_data(models, tag, "models"):
         for b in sorted(budgets):                      # small budgets first: larger ones reuse their evaluations
-            searches[tag, m, b] = pruned_run(run_dir_for(run_root, tag, m), ds["spec"], budget_pp=b,
+            searches[tag, m, b] = pruned_run(run_dir_for(run_root, tag, m), spec, budget_pp=b,
                                              step_fraction=step_fraction, max_val=max_val, progress=False)
 rows = []
 for (tag, m, b), s in searches.items():
@@ -138,12 +146,12 @@ table.pivot_table(index=["data", "model"], columns="budget pp", values="Δparams
 # %%
 ft_rows = []
 for (tag, m, b), s in searches.items():
-    if b not in finetune["budgets"]:
+    if b not in finetune_budgets:
         continue
     out = run_dir_for(run_root, tag, m) / "prune" / (s["prune_dir"].split("/")[-1] + "_finetune")
-    f = finetuned_run(s["prune_dir"] + "/pruned.pt", available[tag]["spec"], out, epochs=finetune["epochs"],
-                      max_steps=finetune["max_steps"], lr=finetune["lr"], batch_size=finetune["batch_size"],
-                      progress=False)
+    f = finetuned_run(s["prune_dir"] + "/pruned.pt", available[tag], out, epochs=finetune_epochs,
+                      max_steps=finetune_batches_per_epoch, lr=finetune_lr, batch_size=finetune_batch_size,
+                      progress=False, device=device)
     ft_rows.append({"data": tag, "model": m, "budget pp": b, "Δparams %": 100 * (s["params_after"] / s["params_before"] - 1),
                     "val unpruned": s["val_acc_before"], "val pruned": s["val_acc_after"],
                     "val fine-tuned": 100 * f["val_acc"], "test unpruned": s["test_acc_before"],
@@ -163,9 +171,9 @@ finetuned.round(2)
 # %%
 b0 = 0.5 if 0.5 in budgets else min(budgets)
 pts = []
-for tag, ds in available.items():
-    data = load_data(ds["spec"])
-    for m in ds["models"]:
+for tag, spec in available.items():
+    data = load_data(spec)
+    for m in for_data(models, tag, "models"):
         base, meta, _ = load_run(run_dir_for(run_root, tag, m))
         pruned, _ = load_checkpoint(searches[tag, m, b0]["prune_dir"] + "/pruned.pt")
         d = data.restrict_to(meta["classes"])
@@ -192,7 +200,7 @@ for i, r in front.iterrows():                   # the test split, once, for the 
     run_dir = run_dir_for(run_root, r["data"], r["model"])
     model, meta = (load_run(run_dir)[:2] if r["kind"] == "unpruned"
                    else load_checkpoint(searches[r["data"], r["model"], b0]["prune_dir"] + "/pruned.pt"))
-    d = load_data(available[r["data"]]["spec"]).restrict_to(meta["classes"])
+    d = load_data(available[r["data"]]).restrict_to(meta["classes"])
     xt, yt = d.test.tensors(*meta["norm"])
     model.set_step_scale(r["scale"])
     test_acc.append(100 * accuracy(predict(model, xt, batch_size=4), yt))

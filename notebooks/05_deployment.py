@@ -37,16 +37,23 @@
 # register next to it; why int8 weights: they are 4× smaller and carry the memory.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": {"spec": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10", "models": ["tiny"]}}
-step_scales = {"3": [[1, 1, 1], [1, 9, 54]]}   # per layer count: the step-scale lists to deploy
-pruned = {"budget_pp": 2.0, "step_fraction": 0.25, "max_val": 16}   # the pruning-chapter search to deploy too
-max_clips = 16                  # test clips for parity and accuracy (null: the whole test split)
+run_root = "runs/ci"            # the training chapter's run folder
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+models = ["tiny"]               # trained models to deploy, per dataset
+step_scales = {"3": [[1, 1, 1], [1, 9, 54]]}  # layer count → the step-scale lists to deploy
+pruned_budget_pp = 2.0          # the pruning chapter's search whose pruned model is deployed too: its budget,
+pruned_step_fraction = 0.25     # its move size,
+pruned_max_val = 16             # and its validation clips (None: all)
+max_clips = 16                  # test clips for parity and accuracy (None: the whole test split)
 reference_clips = 8             # clips also run through the float64 NumPy reference
-timing_reps = 3
-fixed_point = {"calib_clips": 8, "headroom": 1.25}    # training clips that set the fixed-point scales
+timing_reps = 3                 # timing repetitions (best of)
+calib_clips = 8                 # training clips that set the fixed-point scales
+headroom = 1.25                 # fixed-point range margin over the largest calibration value
 
 # %%
+from sedge.parameters import check_namespace, for_data
+check_namespace(globals(), "05_deployment")
+
 import subprocess
 import tempfile
 from pathlib import Path
@@ -61,17 +68,16 @@ from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.cost import layer_shapes, macs_per_sample
 from sedge.cpp import CppModel, best_cpu_seconds, build_cli, build_shared, generate_cpp
 from sedge.cpp_fixed import generate_cpp_fixed
-from sedge.data import load_data
+from sedge.data import available_datasets, load_data
 from sedge.experiments import load_run, pruned_run, run_dir_for
 from sedge.export import export_dict, reference_logits
 from sedge.fixed_point import fixed_logits, quantise
 from sedge.pareto import pareto_mask
-from sedge.paths import MINI_SPEECH_COMMANDS
 from sedge.train import load_checkpoint, predict
 
 torch.set_num_threads(2)
 book_style()
-available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+available = available_datasets(datasets)
 work = Path(tempfile.mkdtemp(prefix="sedge-deploy-"))
 
 def raw_and_normalised(split, norm):
@@ -91,18 +97,18 @@ def raw_and_normalised(split, norm):
 
 # %%
 rows, fixed_rows, probe = [], [], None
-for tag, ds in available.items():
-    data = load_data(ds["spec"])
-    for m in ds["models"]:
+for tag, spec in available.items():
+    data = load_data(spec)
+    for m in for_data(models, tag, "models"):
         run_dir = run_dir_for(run_root, tag, m)
         base, meta, _ = load_run(run_dir)
-        s = pruned_run(run_dir, ds["spec"], budget_pp=pruned["budget_pp"], step_fraction=pruned["step_fraction"],
-                       max_val=pruned["max_val"], progress=False)
+        s = pruned_run(run_dir, spec, budget_pp=pruned_budget_pp, step_fraction=pruned_step_fraction,
+                       max_val=pruned_max_val, progress=False)
         small, _ = load_checkpoint(s["prune_dir"] + "/pruned.pt")
         d_split = data.restrict_to(meta["classes"])
         raw_t, x_t, y_t = raw_and_normalised(d_split.test, meta["norm"])
-        calib = d_split.train.waves[: fixed_point["calib_clips"]].astype(np.float64) / 32768   # training clips only
-        for kind, model in (("unpruned", base), (f"pruned {pruned['budget_pp']} pp", small)):
+        calib = d_split.train.waves[: calib_clips].astype(np.float64) / 32768   # training clips only
+        for kind, model in (("unpruned", base), (f"pruned {pruned_budget_pp} pp", small)):
             for sc in step_scales[str(len(model.layers))]:
                 d = export_dict(model, sc, norm=tuple(meta["norm"]), classes=meta["classes"])
                 proj = generate_cpp(d, work / f"{tag}_{m}_{kind.split()[0]}_{'-'.join(map(str, sc))}")
@@ -125,7 +131,7 @@ for tag, ds in available.items():
                              "µs/clip streaming": 1e6 * best_cpu_seconds(lambda: cpp.classify(one, path="stream"), timing_reps),
                              "clips": len(y_t)})
                 rows[-1]["RTF"] = rows[-1]["µs/clip"] / 1e6
-                q = quantise(d, calib, headroom=fixed_point["headroom"])
+                q = quantise(d, calib, headroom=headroom)
                 fx = CppModel(build_shared(generate_cpp_fixed(q, Path(str(proj) + "_fixed"))))
                 fx_out = fx.classify(raw_t.numpy())
                 fx_ref = fixed_logits(q, raw_t[:reference_clips].numpy())

@@ -35,14 +35,23 @@
 # for the whole network (the next layer's inputs shrink too).
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}
-train = {"epochs": 1, "max_steps": 2, "lr": 0.003, "batch_size": 32}       # the DCASE CNN itself
-finetune = {"epochs": 1, "max_steps": 2, "lr": 0.0005, "batch_size": 32}   # after pruning
-layer_sets = [[2], [1, 2, 3]]                                             # conv layers pruned together
-max_fraction = 0.5                                                        # at most this share of a layer goes
+run_root = "runs/ci"            # folder of the CNN runs
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+epochs = 1                      # training epochs of the DCASE CNN
+batches_per_epoch = 2           # its batches per epoch (None: the whole training split)
+lr = 0.003                      # its learning rate (Adam)
+batch_size = 32                 # its clips per batch
+finetune_epochs = 1             # fine-tuning epochs after pruning
+finetune_batches_per_epoch = 2  # fine-tuning batches per epoch (None: all)
+finetune_lr = 0.0005            # fine-tuning learning rate
+finetune_batch_size = 32        # fine-tuning clips per batch
+layer_sets = [[2], [1, 2, 3]]   # conv layers pruned together, one experiment per set
+max_fraction = 0.5              # at most this share of a layer's filters is removed
+device = "cpu"                  # where to train: cpu, cuda[:N] or auto
 
 # %%
+from sedge.parameters import check_namespace
+check_namespace(globals(), "06_filter_pruning")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,11 +64,14 @@ from sedge.baselines.filter_pruning import filter_signatures
 from sedge.baselines.train import load_baseline
 from sedge.experiments import run_dir_for
 from sedge.pareto import pareto_mask
-from sedge.paths import MINI_SPEECH_COMMANDS
+from sedge.data import available_datasets
 
 torch.set_num_threads(2)
 book_style()
-available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+available = available_datasets(datasets)
+recipe = dict(epochs=epochs, max_steps=batches_per_epoch, lr=lr, batch_size=batch_size, device=device)
+finetune_recipe = dict(epochs=finetune_epochs, max_steps=finetune_batches_per_epoch, lr=finetune_lr,
+                       batch_size=finetune_batch_size, device=device)
 
 # %% [markdown]
 # ## The trained CNN
@@ -70,7 +82,7 @@ available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and 
 # %%
 trained = {}
 for tag, spec in available.items():
-    trained[tag] = baseline_run("dcase", spec, run_dir_for(run_root, tag, "dcase"), **train, progress=False)
+    trained[tag] = baseline_run("dcase", spec, run_dir_for(run_root, tag, "dcase"), **recipe, progress=False)
 pd.DataFrame([{"data": t, "classes": s["arch"]["kwargs"]["n_classes"], "best epoch": s["best_epoch"],
                "val acc %": 100 * s["val_acc"], "test acc %": 100 * s["test_acc"],
                "params (paper count)": dcase_costs(load_baseline(s["run_dir"] + "/best.pt")[0])["params_keras"],
@@ -107,7 +119,7 @@ fig.colorbar(im, ax=axes, label="cosine distance")
 rows = []
 for tag, spec in available.items():
     for layers in layer_sets:
-        r = filter_pruned_run(trained[tag]["run_dir"], spec, tuple(layers), **finetune, max_fraction=max_fraction,
+        r = filter_pruned_run(trained[tag]["run_dir"], spec, tuple(layers), **finetune_recipe, max_fraction=max_fraction,
                               progress=False)
         u, p, f = r["unpruned"], r["pruned"], r["finetuned"]
         own = lambda c: sum(c["macs"][f"conv{i}"] for i in layers)
@@ -149,7 +161,7 @@ pd.concat([paper[cols], results[results.pruned == "C2"][cols]]).round(2)
 fig, axes = plt.subplots(len(available), 2, figsize=(10, 3.4 * len(available)), squeeze=False)
 for row, tag in zip(axes, available):
     g = results[results.data == tag]
-    u = filter_pruned_run(trained[tag]["run_dir"], available[tag], tuple(layer_sets[0]), **finetune,
+    u = filter_pruned_run(trained[tag]["run_dir"], available[tag], tuple(layer_sets[0]), **finetune_recipe,
                           max_fraction=max_fraction, progress=False)["unpruned"]
     for ax, (col, base) in zip(row, (("params (paper count)", u["params_keras"]), ("MMACs", u["macs"]["total"] / 1e6))):
         ax.plot(g[col], g["test % fine-tuned"], "o", mfc="none")

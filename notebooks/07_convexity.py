@@ -33,16 +33,31 @@
 # validation budget.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": {"spec": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10", "models": ["tiny"],
-                          "mor_models": ["tiny"]}}
-transformer = {"epochs": 1, "max_steps": 2, "lr": 0.003, "batch_size": 32}      # training the transformer
-finetune_sedge = {"epochs": 1, "max_steps": 2, "lr": 0.002, "batch_size": 8}     # after dropping S-Edge layers
-finetune_transformer = {"epochs": 1, "max_steps": 2, "lr": 0.001, "batch_size": 32}
-mor = {"budgets": [2.0], "step_fraction": 0.25, "max_val": 16}                  # the pruning chapter's searches
-max_val = None                                                                  # validation clips for convexity (None: all)
+run_root = "runs/ci"                     # the training chapter's run folder (the transformer is trained into it too)
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
+models = ["tiny"]                        # S-Edge models pruned by convexity, per dataset
+mor_models = ["tiny"]                    # S-Edge models whose MOR searches are set beside them, per dataset
+transformer_epochs = 1                   # training epochs of the transformer
+transformer_batches_per_epoch = 2        # its batches per epoch (None: the whole training split)
+transformer_lr = 0.003                   # its learning rate
+transformer_batch_size = 32              # its clips per batch
+finetune_sedge_epochs = 1                # fine-tuning epochs after dropping S-Edge layers
+finetune_sedge_batches_per_epoch = 2     # their batches per epoch (None: all)
+finetune_sedge_lr = 0.002                # their learning rate η
+finetune_sedge_batch_size = 8            # their clips per batch
+finetune_transformer_epochs = 1          # fine-tuning epochs after dropping transformer layers
+finetune_transformer_batches_per_epoch = 2  # their batches per epoch (None: all)
+finetune_transformer_lr = 0.001          # their learning rate
+finetune_transformer_batch_size = 32     # their clips per batch
+mor_budgets = [2.0]                      # the pruning chapter's searches shown: their budgets,
+mor_step_fraction = 0.25                 # their move size,
+mor_max_val = 16                         # and their validation clips (None: all)
+max_val = None                           # validation clips for the convexity scores (None: all)
+device = "cpu"                           # where to train: cpu, cuda[:N] or auto
 
 # %%
+from sedge.parameters import check_namespace, for_data
+check_namespace(globals(), "07_convexity")
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -53,11 +68,16 @@ from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.baselines.experiments import baseline_run, convexity_pruned_run
 from sedge.experiments import load_run, pruned_run, run_dir_for
 from sedge.pareto import pareto_mask
-from sedge.paths import MINI_SPEECH_COMMANDS
+from sedge.data import available_datasets
 
 torch.set_num_threads(2)
 book_style()
-available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+available = available_datasets(datasets)
+def recipe(prefix: str) -> dict:
+    """The epochs, batches per epoch, learning rate and batch size of one training stage."""
+    g = globals()
+    return dict(epochs=g[f"{prefix}_epochs"], max_steps=g[f"{prefix}_batches_per_epoch"], lr=g[f"{prefix}_lr"],
+                batch_size=g[f"{prefix}_batch_size"], device=device)
 
 # %% [markdown]
 # ## Layer-wise convexity
@@ -67,13 +87,14 @@ available = {t: d for t, d in datasets.items() if not (d["spec"].startswith("min
 
 # %%
 results = {}
-for tag, ds in available.items():
-    for m in ds["models"]:
-        results[(tag, f"S-Edge {m}")] = convexity_pruned_run(run_dir_for(run_root, tag, m), ds["spec"], "sedge",
-                                                             **finetune_sedge, max_val=max_val, progress=False)
-    t = baseline_run("transformer", ds["spec"], run_dir_for(run_root, tag, "transformer"), **transformer, progress=False)
-    results[(tag, "transformer")] = convexity_pruned_run(t["run_dir"], ds["spec"], "transformer", **finetune_transformer,
-                                                         max_val=max_val, progress=False)
+for tag, spec in available.items():
+    for m in for_data(models, tag, "models"):
+        results[(tag, f"S-Edge {m}")] = convexity_pruned_run(run_dir_for(run_root, tag, m), spec, "sedge",
+                                                             **recipe("finetune_sedge"), max_val=max_val, progress=False)
+    t = baseline_run("transformer", spec, run_dir_for(run_root, tag, "transformer"), **recipe("transformer"),
+                     progress=False)
+    results[(tag, "transformer")] = convexity_pruned_run(t["run_dir"], spec, "transformer",
+                                                         **recipe("finetune_transformer"), max_val=max_val, progress=False)
 fig, axes = panels(len(available), height=3.6)
 for ax, tag in zip(axes, available):
     for (t, name), r in results.items():
@@ -105,11 +126,11 @@ for (tag, name), r in results.items():
                      "val %": 100 * r["val_acc_truncated"], "test %": 100 * r["test_acc_truncated"]})
         rows.append({**base, "method": "convexity, fine-tuned", "layers": r["keep"], "params": r["params_pruned"],
                      "val %": 100 * r["val_acc_finetuned"], "test %": 100 * r["test_acc_finetuned"]})
-for tag, ds in available.items():
-    for m in ds.get("mor_models", []):
-        for b in mor["budgets"]:
-            p = pruned_run(run_dir_for(run_root, tag, m), ds["spec"], budget_pp=b, step_fraction=mor["step_fraction"],
-                           max_val=mor["max_val"], progress=False)
+for tag, spec in available.items():
+    for m in for_data(mor_models, tag, "mor_models"):
+        for b in mor_budgets:
+            p = pruned_run(run_dir_for(run_root, tag, m), spec, budget_pp=b, step_fraction=mor_step_fraction,
+                           max_val=mor_max_val, progress=False)
             rows.append({"data": tag, "model": f"S-Edge {m}", "method": f"MOR ≤ {b} pp", "layers": len(p["states_after"]),
                          "params": p["params_after"], "val %": p["val_acc_after"], "test %": p["test_acc_after"]})
 table = pd.DataFrame(rows)

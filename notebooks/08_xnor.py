@@ -36,15 +36,29 @@
 # activations calibrated on training clips), since `torch.ao.quantization` is deprecated.
 
 # %% tags=["parameters"]
-run_root = "runs/ci"
-datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}   # float vs XNOR on each
-micro = {"sfeb": [8, 64], "widths": [8, 16, 16, 32, 32, 48, 48, 64, 64]}          # the micro-sized network
-base = {"sfeb": [8, 64], "widths": [16, 32, 32, 64, 64, 128, 128, 256, 256]}      # the network that is compressed
-train = {"epochs": 1, "max_steps": 2, "lr": 0.003, "batch_size": 32}
-compress = {"on": ["synthetic"], "sparsity": 0.95, "keep_fraction": 0.5, "calib_clips": 16,
-            "finetune": {"epochs": 1, "max_steps": 2, "lr": 0.001, "batch_size": 32}}
+run_root = "runs/ci"                 # folder of the ACDNet runs
+datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec: float vs XNOR on each
+micro_sfeb = [8, 64]                 # the micro-sized network: its two SFEB conv widths
+micro_widths = [8, 16, 16, 32, 32, 48, 48, 64, 64]  # and its TFEB conv widths
+base_sfeb = [8, 64]                  # the network that is compressed: its SFEB widths
+base_widths = [16, 32, 32, 64, 64, 128, 128, 256, 256]  # and its TFEB widths
+epochs = 1                           # training epochs of every network
+batches_per_epoch = 2                # batches per epoch (None: the whole training split)
+lr = 0.003                           # learning rate
+batch_size = 32                      # clips per batch
+compress_on = ["synthetic"]          # datasets on which the base network is compressed
+sparsity = 0.95                      # share of weights removed by magnitude pruning
+keep_fraction = 0.5                  # share of channels kept by channel pruning
+calib_clips = 16                     # training clips that calibrate the int8 activations
+finetune_epochs = 1                  # fine-tuning epochs after each compression step
+finetune_batches_per_epoch = 2       # fine-tuning batches per epoch (None: all)
+finetune_lr = 0.001                  # fine-tuning learning rate
+finetune_batch_size = 32             # fine-tuning clips per batch
+device = "cpu"                       # where to train: cpu, cuda[:N] or auto
 
 # %%
+from sedge.parameters import check_namespace
+check_namespace(globals(), "08_xnor")
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -54,13 +68,15 @@ from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.baselines.acdnet import cost
 from sedge.baselines.experiments import XNOR_VARIANTS, baseline_run, compressed_run
 from sedge.baselines.train import load_baseline
-from sedge.data import load_data
+from sedge.data import available_datasets, load_data
 from sedge.experiments import run_dir_for
-from sedge.paths import MINI_SPEECH_COMMANDS
 
 torch.set_num_threads(2)
 book_style()
-available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and not MINI_SPEECH_COMMANDS.exists())}
+available = available_datasets(datasets)
+recipe = dict(epochs=epochs, max_steps=batches_per_epoch, lr=lr, batch_size=batch_size, device=device)
+micro = dict(sfeb=micro_sfeb, widths=micro_widths)
+base = dict(sfeb=base_sfeb, widths=base_widths)
 
 # %% [markdown]
 # ## Float against XNOR at different class counts
@@ -75,7 +91,7 @@ available = {t: s for t, s in datasets.items() if not (s.startswith("mini") and 
 rows = []
 for tag, spec in available.items():
     for network, (name, variant) in XNOR_VARIANTS.items():
-        s = baseline_run("acdnet", spec, run_dir_for(run_root, tag, name), **train, progress=False,
+        s = baseline_run("acdnet", spec, run_dir_for(run_root, tag, name), **recipe, progress=False,
                          kwargs={**micro, **variant})
         c = cost(load_baseline(s["run_dir"] + "/best.pt")[0])
         curve = pd.read_csv(s["run_dir"] + "/metrics.csv")
@@ -144,11 +160,12 @@ g[["data", "classes", "XNOR share of float's gain", "float-SFEB XNOR share"]].ro
 
 # %%
 stage_rows = []
-for tag in [t for t in compress["on"] if t in available]:
-    s = baseline_run("acdnet", available[tag], run_dir_for(run_root, tag, "acdnet_base"), **train, progress=False,
+for tag in [t for t in compress_on if t in available]:
+    s = baseline_run("acdnet", available[tag], run_dir_for(run_root, tag, "acdnet_base"), **recipe, progress=False,
                      kwargs={**base, "xnor": False})
-    r = compressed_run(s["run_dir"], available[tag], sparsity=compress["sparsity"], keep_fraction=compress["keep_fraction"],
-                       calib_clips=compress["calib_clips"], **compress["finetune"], progress=False)
+    r = compressed_run(s["run_dir"], available[tag], sparsity=sparsity, keep_fraction=keep_fraction,
+                       calib_clips=calib_clips, epochs=finetune_epochs, max_steps=finetune_batches_per_epoch,
+                       lr=finetune_lr, batch_size=finetune_batch_size, device=device, progress=False)
     for stage, v in r["stages"].items():
         stored = v["nonzero_params"] if stage == "magnitude" else v["params"]     # sparse storage only after magnitude pruning
         stage_rows.append({"data": tag, "stage": stage, "params": v["params"], "non-zero params": v["nonzero_params"],

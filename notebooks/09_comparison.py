@@ -33,9 +33,12 @@
 
 # %% tags=["parameters"]
 profile = "ci"          # whose chapters are compared: the same profile the book was built with
-timing_reps = 3         # C++ timing of the S-Edge networks (best of, process CPU time)
+timing_reps = 3         # C++ timing repetitions of the S-Edge networks (best of, process CPU time)
 
 # %%
+from sedge.parameters import check_namespace
+check_namespace(globals(), "09_comparison")
+
 import tempfile
 from pathlib import Path
 

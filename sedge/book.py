@@ -6,7 +6,10 @@ parameters cell). :func:`read_source` converts one in memory; Papermill executes
 ``book/NN_name.ipynb``, which the book renders.
 
 A notebook is re-executed only when its *freshness key* changed: a hash of the notebook source,
-the profile's parameters for it, and the library source (``sedge/**/*.py``). The key is stored
+the profile's parameters for it, and the fingerprint of the library code it runs (the ``sedge``
+modules it imports, transitively; docstrings and comments excluded — :mod:`sedge.fingerprint`).
+The runner's presentation (banner, parameter table) is not part of it: ``sedge book --force``
+re-renders. The key is stored
 in the executed notebook's metadata (``metadata.sedge.key``), which is also what the test
 suite checks to catch stale committed results.
 """
@@ -21,47 +24,44 @@ from pathlib import Path
 
 import yaml
 
-from .paths import REPO
+from .chapters import BOOK, NOTEBOOKS, executed_path, parameters_cell, read_source, source_notebooks
+from .paths import REPO, portable
 
-NOTEBOOKS = REPO / "notebooks"
-BOOK = REPO / "book"
 PROFILES = NOTEBOOKS / "profiles.yml"
 
-
 def load_profile(name: str) -> dict[str, dict]:
+    """A profile's values per chapter (only those that differ from the chapter's defaults), checked:
+    every chapter exists and every name is one of its declared parameters with a value of its kind."""
+    from .parameters import ParameterError, chapter_parameters, check_overrides
     profiles = yaml.safe_load(PROFILES.read_text())
     if name not in profiles:
         raise ValueError(f"{PROFILES}: no profile {name!r}; expected one of {sorted(profiles)}")
-    return profiles[name]
+    chapters = profiles[name] or {}
+    stems = [p.stem for p in source_notebooks()]
+    for chapter, values in chapters.items():
+        if chapter not in stems:
+            raise ParameterError(f"{PROFILES}: profile {name!r} names chapter {chapter!r}; the chapters are {stems}")
+        try:
+            check_overrides(chapter, chapter_parameters(chapter), values or {})
+        except ParameterError as e:
+            raise ParameterError(f"{PROFILES}, profile {name!r}: {e}") from None
+    return {c: v or {} for c, v in chapters.items()}
 
 
-def source_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9]*.py"))
+def chapter_values(profile: str, chapter: str, overrides: dict | None = None) -> dict:
+    """Every parameter of ``chapter`` as it is in force at ``profile``: the chapter's defaults, then
+    the profile's values, then ``overrides``."""
+    from .parameters import chapter_parameters
+    defaults = {n: p.default for n, p in chapter_parameters(chapter).items()}
+    return {**defaults, **load_profile(profile).get(chapter, {}), **(overrides or {})}
 
 
-def read_source(path: Path):
-    """The text notebook ``path`` as an nbformat notebook (no outputs)."""
-    import jupytext
-    return jupytext.read(path, fmt="py:percent")
-
-
-def executed_path(src: Path) -> Path:
-    return BOOK / f"{src.stem}.ipynb"
-
-
-def parameters_cell(nb) -> str:
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    if len(cells) != 1:
-        raise ValueError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
-    return cells[0].source
-
-
-def library_hash() -> str:
-    h = hashlib.sha256()
-    for p in sorted((REPO / "sedge").rglob("*.py")):
-        h.update(p.relative_to(REPO).as_posix().encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()
+def library_fingerprint(notebook: Path) -> str:
+    """Fingerprint of the library code the chapter runs: the ``sedge`` modules its code cells import,
+    transitively, without docstrings and comments (:mod:`sedge.fingerprint`)."""
+    from .fingerprint import chapter_roots, fingerprint
+    cells = [c.source for c in read_source(notebook).cells if c.cell_type == "code"]
+    return fingerprint(chapter_roots(cells))
 
 
 def notebook_source_hash(path: Path) -> str:
@@ -75,7 +75,7 @@ def freshness_key(notebook: Path, profile: str, params: dict, lib: str | None = 
     other chapters' stages at that profile) also depends on that whole profile."""
     chapters = load_profile(params["profile"]) if "profile" in params else None
     blob = json.dumps({"notebook": notebook_source_hash(notebook), "profile": profile, "params": params,
-                       "library": lib or library_hash(), "chapters": chapters}, sort_keys=True)
+                       "library": lib or library_fingerprint(notebook), "chapters": chapters}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -88,11 +88,10 @@ def executed_key(path: Path) -> str | None:
 def stale_notebooks(profile: str = "quick") -> list[tuple[Path, Path, dict, str]]:
     """(source, executed, parameters, key) for every notebook whose executed copy is out of date."""
     prof = load_profile(profile)
-    lib = library_hash()
     out = []
     for src in source_notebooks():
         params = prof.get(src.stem, {})
-        key = freshness_key(src, profile, params, lib)
+        key = freshness_key(src, profile, params)
         dst = executed_path(src)
         if executed_key(dst) != key:
             out.append((src, dst, params, key))
@@ -126,19 +125,24 @@ def provenance() -> dict:
             "python": platform.python_version()}
 
 
-def _parameter_table(defaults_source: str, params: dict) -> str:
-    """Markdown table of the parameters in force (the defaults overridden by the profile's)."""
-    ns: dict = {}
-    exec(defaults_source, {}, ns)
+def _parameter_table(defaults_source: str, params: dict, overrides: dict | None = None) -> str:
+    """Markdown table of the parameters: name, meaning (the comment on its line of the parameters
+    cell), value in force, and where that value came from."""
+    from .parameters import declared
+    overrides = overrides or {}
     rows = []
-    for name, value in {**ns, **params}.items():
+    for name, p in declared(defaults_source).items():
+        value = params.get(name, p.default)
         text = repr(value)
-        text = text if len(text) <= 90 else text[:87] + "…"
-        rows.append(f"| `{name}` | `{text}` |" + (" profile |" if name in params else " default |"))
-    return "| parameter | value in force | from |\n|---|---|---|\n" + "\n".join(rows)
+        text = text if len(text) <= 70 else text[:67] + "…"
+        origin = "--set" if name in overrides else "profile" if name in params else "default"
+        meaning = p.meaning.replace("|", "\\|")
+        rows.append(f"| `{name}` | {meaning} | `{text}` | {origin} |")
+    return "| parameter | meaning | value in force | from |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
-def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True) -> None:
+def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True,
+            overrides: dict | None = None) -> None:
     """Convert ``src`` in memory, execute it with Papermill under ``params``, write ``dst`` atomically.
 
     In the executed copy the two parameter cells (the defaults and Papermill's injected values) are
@@ -157,18 +161,21 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
                             progress_bar=progress, log_output=False)
     nb = nbformat.read(str(tmp), as_version=4)
     prov = provenance()
-    nb.metadata["sedge"] = {"key": key, "profile": profile, **prov}
+    overrides = overrides or {}
+    nb.metadata["sedge"] = {"key": key, "profile": profile, "overrides": overrides, **prov}
     where = 0
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])
         if "parameters" in tags or "injected-parameters" in tags:
             cell.metadata["tags"] = sorted(set(tags) | {"remove-cell"})
             where = i + 1
-    table = nbformat.v4.new_markdown_cell(_parameter_table(parameters_cell(source_nb), params))
+    table = nbformat.v4.new_markdown_cell(_parameter_table(parameters_cell(source_nb), params, overrides))
     table.metadata["tags"] = ["sedge-parameters"]
     nb.cells.insert(where, table)
     banner = nbformat.v4.new_markdown_cell(
-        f"*Executed with profile `{profile}` at commit `{prov['commit']}`{' (with uncommitted changes)' if prov['dirty'] else ''}"
+        f"*Executed with profile `{profile}`"
+        + (" and " + ", ".join(f"`{k}={v!r}`" for k, v in overrides.items()) if overrides else "")
+        + f" at commit `{prov['commit']}`{' (with uncommitted changes)' if prov['dirty'] else ''}"
         f" on {prov['date']} — {prov['machine']}, {prov['cores']} cores, {prov['threads']} threads, "
         f"Python {prov['python']}, torch {prov['versions']['torch']}.*")
     banner.metadata["tags"] = ["sedge-banner"]
@@ -177,23 +184,105 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
     tmp.replace(dst)
 
 
-def run_book(profile: str = "quick", only: list[str] | None = None, build: bool = True, force: bool = False) -> int:
-    todo = stale_notebooks(profile) if not force else [
-        (s, executed_path(s), load_profile(profile).get(s.stem, {}), freshness_key(s, profile, load_profile(profile).get(s.stem, {})))
-        for s in source_notebooks()]
-    if only:
-        todo = [t for t in todo if t[0].stem in only]
+VARIANTS = REPO / "variants"           # books executed with --set overrides (not committed)
+
+
+def parse_overrides(assignments: list[str], chapters: list[str]) -> dict[str, dict]:
+    """``--set key=value`` pairs → per chapter the overrides it declares. Every key must be a
+    parameter of at least one of ``chapters``; a value of the wrong kind is refused."""
+    from .parameters import ParameterError, chapter_parameters, check_value, parse_assignment
+    pairs = dict(parse_assignment(a) for a in assignments)
+    declared = {c: chapter_parameters(c) for c in chapters}
+    out: dict[str, dict] = {c: {} for c in chapters}
+    for key, value in pairs.items():
+        owners = [c for c in chapters if key in declared[c]]
+        if not owners:
+            import difflib
+            names = sorted({n for d in declared.values() for n in d})
+            close = difflib.get_close_matches(key, names, n=2)
+            raise ParameterError(f"--set {key}: not a parameter of {', '.join(chapters)}"
+                                 + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
+                                 + "; each chapter's parameters are listed in its parameters cell")
+        for c in owners:
+            check_value(c, declared[c][key], value)
+            out[c][key] = value
+    return out
+
+
+def variant_folder(profile: str, overrides: dict[str, dict]) -> Path:
+    """Where a book executed with ``overrides`` goes: ``variants/<profile>-<digest of the overrides>``."""
+    blob = json.dumps({c: o for c, o in overrides.items() if o}, sort_keys=True)
+    return VARIANTS / f"{profile}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
+
+
+def build_book(root: Path = REPO) -> int:
+    """``jupyter-book build book`` in ``root`` (which holds ``_config.yml`` and ``book/``), warnings as errors."""
+    print(f"building the book in {root / 'book'}: jupyter-book build (warnings are errors)", flush=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    # JB 1.x finds the _config.yml above book/ and writes _build/ beside it.
+    return subprocess.call([str(jb) if jb.exists() else "jupyter-book", "build", "book", "-W", "-n",
+                            "--keep-going"], cwd=root)
+
+
+def _copy_book(dest: Path) -> None:
+    """The committed book (sources, executed chapters, static files) and its configuration into
+    ``dest``, so that a variant builds beside, never inside, ``book/``."""
+    import shutil
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(REPO / "_config.yml", dest / "_config.yml")
+    shutil.copytree(BOOK, dest / "book", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("_build", "*.running.ipynb", *[f"{p.stem}.ipynb" for p in source_notebooks()]))
+    for p in source_notebooks():          # a chapter not re-executed in the variant: the committed copy
+        if executed_path(p).exists() and not (dest / "book" / executed_path(p).name).exists():
+            shutil.copy2(executed_path(p), dest / "book" / executed_path(p).name)
+
+
+def run_book(profile: str = "quick", only: list[str] | None = None, build: bool = True, force: bool = False,
+             assignments: list[str] | None = None, out: str | Path | None = None, replace: bool = False) -> int:
+    """Execute the stale chapters of ``profile`` (``only`` these, if given) and build the book.
+
+    With ``assignments`` (``key=value``, from ``--set``) the chapters run with those values over the
+    profile's, into a separate book (``out``, default :func:`variant_folder`) unless ``replace``;
+    there, stages already computed under another configuration are kept (SEDGE_STAGES=protect)."""
+    import os
+    stems = [p.stem for p in source_notebooks()]
+    unknown = [c for c in only or [] if c not in stems]
+    if unknown:
+        raise ValueError(f"--only {' '.join(unknown)}: no such chapter; the chapters are {' '.join(stems)}")
+    chapters = only or stems
+    overrides = parse_overrides(assignments or [], chapters)
+    prof = load_profile(profile)
+    variant = any(overrides.values()) and not replace
+    if out is not None and not variant:
+        raise ValueError("--out is where a book with --set values goes; without --set the book is book/")
+    root = Path(out) if out else variant_folder(profile, overrides) if variant else REPO
+    if variant:
+        _copy_book(root)
+        print(f"variant book (profile {profile!r} with {', '.join(assignments)}): {root}")
+    todo = []
+    for src in source_notebooks():
+        if src.stem not in chapters:
+            continue
+        params = {**prof.get(src.stem, {}), **overrides.get(src.stem, {})}
+        key = freshness_key(src, profile, params)
+        dst = root / "book" / executed_path(src).name
+        if force or executed_key(dst) != key:
+            todo.append((src, dst, params, key))
     print(f"profile {profile!r}: {len(todo)} notebook(s) to execute"
           + (": " + ", ".join(t[0].stem for t in todo) if todo else " (all up to date)"))
-    for i, (src, dst, params, key) in enumerate(todo, 1):
-        t0 = time.time()
-        print(f"[{i}/{len(todo)}] executing {src.name} → {dst.relative_to(REPO)}", flush=True)
-        execute(src, dst, params, key, profile)
-        print(f"[{i}/{len(todo)}] {src.name} done in {time.time() - t0:.0f} s", flush=True)
-    if not build:
-        return 0
-    print("building the book: jupyter-book build book (warnings are errors)", flush=True)
-    jb = Path(sys.executable).with_name("jupyter-book")
-    # JB 1.x finds the repository's _config.yml from here and writes _build/ beside it.
-    return subprocess.call([str(jb) if jb.exists() else "jupyter-book", "build", "book", "-W", "-n",
-                            "--keep-going"], cwd=REPO)
+    before = os.environ.get("SEDGE_STAGES")
+    if variant and before != "readonly":
+        os.environ["SEDGE_STAGES"] = "protect"        # the kernels inherit it: committed stages are never overwritten
+    try:
+        for i, (src, dst, params, key) in enumerate(todo, 1):
+            t0 = time.time()
+            print(f"[{i}/{len(todo)}] executing {src.name} → {portable(dst)}", flush=True)
+            execute(src, dst, params, key, profile, overrides=overrides.get(src.stem))
+            print(f"[{i}/{len(todo)}] {src.name} done in {time.time() - t0:.0f} s", flush=True)
+    finally:
+        if before is None:
+            os.environ.pop("SEDGE_STAGES", None)
+        else:
+            os.environ["SEDGE_STAGES"] = before
+    return build_book(root) if build else 0
+

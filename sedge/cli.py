@@ -262,7 +262,8 @@ def cmd_prune_layers(a: argparse.Namespace) -> int:
 
 def cmd_book(a: argparse.Namespace) -> int:
     from .book import run_book
-    return run_book(profile=a.profile, only=a.only, build=not a.no_build, force=a.force)
+    return run_book(profile=a.profile, only=a.only, build=not a.no_build, force=a.force, assignments=a.set,
+                    out=a.out, replace=a.replace)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -442,9 +443,24 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--data", default="synthetic", help=DATA_HELP)
     d.set_defaults(func=cmd_data)
 
-    b = sub.add_parser("book", help="execute stale notebooks with Papermill, then build the Jupyter Book")
-    b.add_argument("--profile", default="quick", help="parameter profile from notebooks/profiles.yml")
-    b.add_argument("--only", nargs="*", default=None, help="run only these notebooks (stems)")
+    b = sub.add_parser("book", help="execute stale notebooks with Papermill, then build the Jupyter Book",
+                       description="Execute every chapter whose source, parameters or library changed (or those "
+                                   "of --only) with Papermill into book/, then build the Jupyter Book. With --set, "
+                                   "the chapters run with single values changed into a separate book "
+                                   "(variants/<profile>-<digest>/ or --out), where stages already computed with "
+                                   "another configuration are kept, never overwritten.",
+                       epilog="Example: sedge book --profile quick --only 01_training --set epochs=20 "
+                              "--set 'models=[m]' --set run_root=runs/variant. Each chapter documents its "
+                              "parameters in its parameters cell (and in the table under its title).")
+    b.add_argument("--profile", default="quick", help="parameter profile from notebooks/profiles.yml (ci, quick, paper)")
+    b.add_argument("--only", nargs="*", default=None, help="run only these chapters (stems, e.g. 01_training)")
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter of the selected chapters (value read as YAML: epochs=20, "
+                        "models=[tiny,s], epochs={mini: 20}); repeatable")
+    b.add_argument("--out", default=None, help="folder of the book executed with --set values "
+                                               "(default variants/<profile>-<digest of the values>)")
+    b.add_argument("--replace", action="store_true", help="execute the --set values into book/ itself, "
+                                                          "recomputing the profile's stages in place")
     b.add_argument("--force", action="store_true", help="re-run even notebooks that are up to date")
     b.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
     b.set_defaults(func=cmd_book)

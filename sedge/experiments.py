@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
     config = {"model": model, "data": data_spec, "dataset": data.summary(), "train": asdict(tcfg)}
     if _same_config(run_dir, config, "summary.json", "best.pt"):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
-    require_computable(run_dir)
+    require_computable(run_dir, config)
     cfg = model_config(model, n_classes=len(data.classes))
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
@@ -92,16 +93,42 @@ def _with_new_defaults(stored: dict) -> dict:
 
 
 class StageMissing(RuntimeError):
-    """A stage that would have to be computed while SEDGE_STAGES=readonly."""
+    """A stage that would have to be computed while SEDGE_STAGES=readonly (or overwritten while
+    SEDGE_STAGES=protect)."""
 
 
-def require_computable(folder: Path) -> None:
-    """With SEDGE_STAGES=readonly (e.g. rebuilding the book from committed stages), a missing or stale
-    stage is an error naming it instead of a silent retrain."""
+def require_computable(folder: Path, config: dict | None = None) -> None:
+    """Called before a stage with configuration ``config`` is computed into ``folder``. With SEDGE_STAGES=readonly (rebuilding the
+    book from committed stages, or the comparison chapter reading the others back) a missing or stale
+    stage is an error naming it instead of a silent retrain. With SEDGE_STAGES=protect (a book
+    variant run by ``sedge book --set``) a missing stage is computed, but one already finished under
+    another configuration is never overwritten (an interrupted one with the same configuration resumes)."""
     import os
-    if os.environ.get("SEDGE_STAGES", "") == "readonly":
+    mode = os.environ.get("SEDGE_STAGES", "")
+    if mode == "readonly":
         raise StageMissing(f"stage {portable(folder)} is missing or stale (its configuration, inputs or files "
                            "changed) and SEDGE_STAGES=readonly forbids computing it")
+    stored = folder / "config.json"
+    if mode == "protect" and stored.exists() and (config is None
+                                                  or _with_new_defaults(json.loads(stored.read_text())) != config):
+        raise StageMissing(f"stage {portable(folder)} was computed with another configuration; it is kept "
+                           "(SEDGE_STAGES=protect). Give the variant its own folder (e.g. --set run_root=runs/variant) "
+                           "or pass --replace to recompute the profile's stages in place")
+
+
+@contextmanager
+def stages_readonly():
+    """Within the block, stages are only read (SEDGE_STAGES=readonly), whatever the environment says."""
+    import os
+    before = os.environ.get("SEDGE_STAGES")
+    os.environ["SEDGE_STAGES"] = "readonly"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SEDGE_STAGES", None)
+        else:
+            os.environ["SEDGE_STAGES"] = before
 
 
 def _same_config(folder: Path, config: dict, *files: str, source: str | Path | None = None) -> bool:
@@ -133,7 +160,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
     if _same_config(out, config, "summary.json", "pruned.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
-    require_computable(out)
+    require_computable(out, config)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     xv, yv = data.val.tensors(*meta["norm"])
@@ -200,7 +227,7 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "train": asdict(tcfg)}
     if _same_config(out, config, "summary.json", "best.pt", source=checkpoint):
         return json.loads((out / "summary.json").read_text())
-    require_computable(out)
+    require_computable(out, config)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     if tuple(data.stats()) != tuple(meta["norm"]):

@@ -44,9 +44,10 @@ def plain_log_ticks(ax, axis: str = "x") -> None:
 
 
 # ---- tables ---------------------------------------------------------------------------------
-def column_format(name: str, values) -> str | None:
+def column_format(name: str, values):
     """A format for a column, from its name and values: accuracies (%) with one decimal, times in µs
-    as integers, errors and tolerances in scientific notation, large counts with thousands separators."""
+    as integers, errors and tolerances in scientific notation, raw MAC counts in millions ("95.9 M"),
+    other large counts with thousands separators."""
     import numpy as np
     low = str(name).lower()
     v = np.asarray(values, dtype=float)
@@ -57,6 +58,8 @@ def column_format(name: str, values) -> str | None:
         return "{:,.0f}"
     if "rtf" in low:
         return "{:.2e}"
+    if "mac" in low and not any(k in low for k in ("kmac", "mmac", "%")) and len(v) and np.nanmax(np.abs(v)) >= 1e5:
+        return lambda x: f"{x / 1e6:,.1f} M"
     if "%" in low or " pp" in low or low.endswith("pp") or "acc" in low:
         return "{:.1f}"
     if len(v) and np.all(np.abs(v - np.round(v)) < 1e-9):

@@ -37,7 +37,7 @@ def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "seed": seed}
     if _same_config(run_dir, config, "summary.json", "best.pt"):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
-    require_computable(run_dir)
+    require_computable(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", config)
     model = build_baseline(kind, **kwargs)
@@ -67,7 +67,7 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
     if _same_config(out, config, "result.json", "best.pt", source=run_dir / "best.pt"):
         return {**json.loads((out / "result.json").read_text()), "out": str(out)}
-    require_computable(out)
+    require_computable(out, config)
     model, meta = load_baseline(run_dir / "best.pt")
     if model.arch["kind"] != "dcase":
         raise ValueError(f"{run_dir}: filter pruning is defined for the DCASE CNN, not {model.arch['kind']!r}")
@@ -119,7 +119,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
               "batch_size": batch_size, "max_steps": max_steps, "max_val": max_val}
     if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
-    require_computable(out)
+    require_computable(out, config)
     if family == "sedge":
         model, meta = load_checkpoint(run_dir / "best.pt")
         params = lambda m: paper_params(layer_shapes(m), m.cfg.n_classes)       # noqa: E731
@@ -186,7 +186,7 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "calib_clips": calib_clips}
     if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
         return json.loads((out / "result.json").read_text())
-    require_computable(out)
+    require_computable(out, config)
     base, meta = load_baseline(run_dir / "best.pt")
     if base.arch["kind"] != "acdnet" or base.xnor:
         raise ValueError(f"{run_dir}: the compression path starts from a float ACDNet")

@@ -17,7 +17,7 @@ from .folder import load_folder
 from .gsc import load_gsc
 from .synthetic import SyntheticConfig, load_synthetic
 
-__all__ = ["load_data", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
+__all__ = ["load_data", "available_datasets", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
 
 
 def _parse_kv(text: str) -> dict:
@@ -54,3 +54,19 @@ def load_data(spec: str) -> KeywordData:
     if kind in ("gsc", "gsc+download"):
         return load_gsc(Path(arg), download=kind == "gsc+download")
     raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")
+
+
+def available_datasets(datasets: dict[str, str]) -> dict[str, str]:
+    """The (tag → spec) entries whose data is on this machine: a ``mini`` spec is dropped, with one
+    line saying so, when the real excerpt is not beside the project (every other spec is kept, and
+    :func:`load_data` says what is wrong with it)."""
+    out = {}
+    for tag, spec in datasets.items():
+        if not isinstance(spec, str):
+            raise DataError(f"datasets[{tag!r}] = {spec!r}: expected a data spec string such as 'mini'")
+        kind, _, arg = spec.partition(":")
+        if kind == "mini" and not (Path(arg) if arg else MINI_SPEECH_COMMANDS).exists():
+            print(f"skipping {tag}: {Path(arg) if arg else MINI_SPEECH_COMMANDS} not found")
+            continue
+        out[tag] = spec
+    return out
