@@ -43,6 +43,7 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import torch
 
@@ -51,7 +52,7 @@ from sedge.config import PAPER_PARAMS, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import available_datasets, load_data
 from sedge.experiments import load_run, trained_run
-from sedge.train import load_checkpoint
+from sedge.train import confusion_matrix, load_checkpoint, predict
 from sedge.model import build_model
 from sedge.paths import REPO
 
@@ -84,7 +85,8 @@ for d in sorted(root.iterdir()) if root and root.is_dir() else []:
                  "status": "finished" if done else "training", "params (paper formula)": cost_report(model)["params_paper"],
                  "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
                  "test acc %": 100 * s["test_acc"] if done else float("nan"),
-                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist})
+                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist,
+                 "_model": model, "_meta": meta, "_data": s.get("data")})
 if long:
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for i, r in enumerate(long):
@@ -95,9 +97,40 @@ if long:
     ax.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.1f} %)")
     ax.set(xlabel="epoch", ylabel="accuracy %", title="runs trained to convergence", ylim=(0, 100))
     legend_below(fig, [ax], ncol=3)
-    display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in long]))
+    display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve" and not k.startswith("_")} for r in long]))
 else:
     print(f"no runs trained to convergence in {long_runs}")
+
+# %% [markdown]
+# Where the finished runs err on the test split: rows are the spoken word, columns the prediction,
+# each cell the share of that word's test clips (the count beside it). The diagonal's mean weighted by
+# the clips per word is the test accuracy above.
+
+# %%
+finished = [r for r in long if r["status"] == "finished" and r["_data"]
+            and available_datasets({r["run"]: r["_data"]})]
+if finished:
+    fig, axes = panels(len(finished), ncols=2, height=4.6)
+    for ax, r in zip(axes, finished):
+        classes = r["_meta"]["classes"]
+        d = load_data(r["_data"]).restrict_to(classes)
+        xt, yt = d.test.tensors(*r["_meta"]["norm"])
+        pred = predict(r["_model"], xt, batch_size=16).argmax(1).numpy()
+        cm = confusion_matrix(pred, yt.numpy(), len(classes))
+        assert abs(100 * np.trace(cm) / cm.sum() - r["test acc %"]) <= 100 / cm.sum()   # the summary's, ±1 clip
+        share = 100 * cm / cm.sum(1, keepdims=True)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                if cm[i, j]:
+                    ax.text(j, i, f"{share[i, j]:.0f}\n({cm[i, j]})", ha="center", va="center", fontsize=6.5,
+                            color="white" if share[i, j] > 60 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set(xlabel="predicted", ylabel="spoken", title=f"{r['model']}: test {r['test acc %']:.1f} % ({cm.sum()} clips)")
+    fig.tight_layout()
+else:
+    print("no finished run with its data on this machine")
 
 # %% [markdown]
 # ## Model sizes against the paper

@@ -20,41 +20,12 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-
-import yaml
 
 from .chapters import BOOK, NOTEBOOKS, executed_path, parameters_cell, read_source, source_notebooks
 from .paths import REPO, portable
-
-PROFILES = NOTEBOOKS / "profiles.yml"
-
-def load_profile(name: str) -> dict[str, dict]:
-    """A profile's values per chapter (only those that differ from the chapter's defaults), checked:
-    every chapter exists and every name is one of its declared parameters with a value of its kind."""
-    from .parameters import ParameterError, chapter_parameters, check_overrides
-    profiles = yaml.safe_load(PROFILES.read_text())
-    if name not in profiles:
-        raise ValueError(f"{PROFILES}: no profile {name!r}; expected one of {sorted(profiles)}")
-    chapters = profiles[name] or {}
-    stems = [p.stem for p in source_notebooks()]
-    for chapter, values in chapters.items():
-        if chapter not in stems:
-            raise ParameterError(f"{PROFILES}: profile {name!r} names chapter {chapter!r}; the chapters are {stems}")
-        try:
-            check_overrides(chapter, chapter_parameters(chapter), values or {})
-        except ParameterError as e:
-            raise ParameterError(f"{PROFILES}, profile {name!r}: {e}") from None
-    return {c: v or {} for c, v in chapters.items()}
-
-
-def chapter_values(profile: str, chapter: str, overrides: dict | None = None) -> dict:
-    """Every parameter of ``chapter`` as it is in force at ``profile``: the chapter's defaults, then
-    the profile's values, then ``overrides``."""
-    from .parameters import chapter_parameters
-    defaults = {n: p.default for n, p in chapter_parameters(chapter).items()}
-    return {**defaults, **load_profile(profile).get(chapter, {}), **(overrides or {})}
-
+from .profiles import PROFILES, chapter_values, load_profile
 
 def library_fingerprint(notebook: Path) -> str:
     """Fingerprint of the library code the chapter runs: the ``sedge`` modules its code cells import,
@@ -141,6 +112,27 @@ def _parameter_table(defaults_source: str, params: dict, overrides: dict | None 
     return "| parameter | meaning | value in force | from |\n|---|---|---|---|\n" + "\n".join(rows)
 
 
+class _DropInferenceWarnings:
+    """Papermill guesses a notebook's parameters from its cell with a regex that gives up on values
+    containing "=" (every data spec) and then calls the real names unknown. The chapter's own check
+    (:func:`sedge.parameters.check_namespace`) decides; these guesses are dropped."""
+
+    def filter(self, record) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Unable to parse line") or msg.startswith("Passed unknown parameter"))
+
+
+@contextmanager
+def _quiet_papermill_inference():
+    import logging
+    log, f = logging.getLogger("papermill"), _DropInferenceWarnings()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
 def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True,
             overrides: dict | None = None) -> None:
     """Convert ``src`` in memory, execute it with Papermill under ``params``, write ``dst`` atomically.
@@ -157,8 +149,9 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
     with tempfile.TemporaryDirectory() as d:
         source = Path(d) / f"{src.stem}.ipynb"
         nbformat.write(source_nb, str(source))
-        pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
-                            progress_bar=progress, log_output=False)
+        with _quiet_papermill_inference():
+            pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
+                                progress_bar=progress, log_output=False)
     nb = nbformat.read(str(tmp), as_version=4)
     prov = provenance()
     overrides = overrides or {}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .book import chapter_values
+from .profiles import chapter_values
 from .data import available_datasets
 from .experiments import finetuned_run, load_run, pruned_run, run_dir_for, stages_readonly
 from .parameters import for_data

@@ -92,7 +92,8 @@ def test_every_profile_is_valid():
 def test_a_profile_with_an_unknown_name_is_an_error(tmp_path, monkeypatch):
     bad = tmp_path / "profiles.yml"
     bad.write_text("mine:\n  01_training: {epoch: 3}\n")
-    monkeypatch.setattr(book, "PROFILES", bad)
+    import sedge.profiles
+    monkeypatch.setattr(sedge.profiles, "PROFILES", bad)
     with pytest.raises(ParameterError, match=r"profile 'mine'.*unknown parameter 'epoch'"):
         book.load_profile("mine")
     bad.write_text("mine:\n  01_trainin: {epochs: 3}\n")

@@ -54,6 +54,10 @@ def _build_name() -> str:
 
 
 def _load() -> None:
+    import logging
+    # Importing cpp_extension on a machine without CUDA logs "No CUDA runtime is found" (irrelevant to
+    # a CPU build) into every chapter's output; only its errors are kept.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import cpp_extension
     name = _build_name()
     build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
