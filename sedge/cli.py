@@ -43,9 +43,8 @@ def _require(ok: bool, message: str) -> None:
 
 def check_arguments(a: argparse.Namespace) -> None:
     """Refuse impossible values before any data is loaded or any folder created."""
-    for name, low in (("lr", 0.0),):
-        if hasattr(a, name):
-            _require(getattr(a, name) > low, f"--{name} must be > 0, got {getattr(a, name)}")
+    if getattr(a, "lr", None) is not None:
+        _require(a.lr > 0, f"--lr must be > 0, got {a.lr}")
     for name in ("epochs", "batch_size", "max_steps", "max_val", "calib_clips", "step"):
         v = getattr(a, name, None)
         if v is not None and not isinstance(v, list):
@@ -69,12 +68,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .data import load_data
     from .data.augment import parse_augment
     from .train import train
-    parse_augment(a.augment)                             # a bad option fails before the data load
+    augment = parse_augment(a.augment)                   # a bad option fails before the data load
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
     data = load_data(a.data)
     cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout)
-    augment = parse_augment(a.augment)
     tcfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, seed=a.seed,
                        max_steps_per_epoch=a.max_steps, augment=augment.to_dict() if augment else None)
     summary = train(cfg, data, tcfg, a.out, data_spec=a.data, device=a.device,

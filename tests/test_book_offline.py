@@ -1,5 +1,5 @@
 """The built book loads nothing from outside the build: no CDN script, style sheet or font, MathJax
-served from _static, the thebe snippet at most once per page. Builds the committed executed
+served from _static, the thebe snippet at most once per page, no script file twice. Builds the committed executed
 chapters into a temporary folder (execution is off in _config.yml), so it takes a minute."""
 import re
 import shutil
@@ -35,6 +35,8 @@ def test_no_page_fetches_anything_from_outside(built):
         assert not EXTERNAL.findall(html), f"{page.name} loads {EXTERNAL.findall(html)[:3]}"
         assert len(re.findall(r"<script[^>]*thebe[^>]*>", html)) <= 1, page.name    # the inert config at most
         assert "THEBE_JS_URL" not in html, f"{page.name} still carries sphinx-thebe's inline snippet"
+        srcs = [s.split("?", 1)[0] for s in re.findall(r"""<script[^>]*\bsrc=["']([^"']+)""", html)]
+        assert len(srcs) == len(set(srcs)), f"{page.name} loads {[s for s in srcs if srcs.count(s) > 1][:2]} twice"
     for css in built.rglob("*.css"):
         assert not CSS_EXTERNAL.findall(css.read_text(errors="replace")), f"{css.relative_to(built)} imports remotely"
 

@@ -61,26 +61,33 @@ def test_train_selects_on_validation_and_tests_once(tmp_path):
     assert csv_lines[0].startswith("epoch,train_loss") and len(csv_lines) == 4
 
 
+def crash_on_last_pt_write(monkeypatch, n: int):
+    """Make the n-th write of last.pt raise KeyboardInterrupt right after it is written (a kill at
+    that point); returns a function that undoes it."""
+    import sedge.train as T
+    real_save = T.save_checkpoint
+    calls = {"n": 0}
+
+    def save(path, *a, **k):
+        real_save(path, *a, **k)
+        if Path(path).name == "last.pt":
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+    monkeypatch.setattr(T, "save_checkpoint", save)
+    return lambda: monkeypatch.setattr(T, "save_checkpoint", real_save)
+
+
 def test_resume_after_interruption(tmp_path, monkeypatch):
     """Kill training after epoch 2 of 3; rerunning continues at epoch 3 and matches a straight run."""
     data = toy_data()
     cfg = TrainConfig(epochs=3, batch_size=8, warmup_steps=2, lr=0.01)
     straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False)
-    import sedge.train as T
-    real_save = T.save_checkpoint
-    calls = {"n": 0}
-
-    def crash_after_second_epoch(path, *a, **k):
-        real_save(path, *a, **k)
-        if Path(path).name == "last.pt":
-            calls["n"] += 1
-            if calls["n"] == 2:
-                raise KeyboardInterrupt
-    monkeypatch.setattr(T, "save_checkpoint", crash_after_second_epoch)
+    restore = crash_on_last_pt_write(monkeypatch, 2)            # after epoch 2
     with pytest.raises(KeyboardInterrupt):
         train(MICRO, data, cfg, tmp_path / "run", progress=False)
     assert len(json.loads((tmp_path / "run" / "metrics.json").read_text())) == 2
-    monkeypatch.setattr(T, "save_checkpoint", real_save)
+    restore()
     resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False)
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -95,22 +102,12 @@ def test_resume_inside_an_epoch_with_augmentation(tmp_path, monkeypatch):
     aug = {"shift": 0.005, "gain_db": 3.0, "noise_p": 0.5, "snr_min_db": 5.0, "snr_max_db": 20.0, "speed": 0.1}
     cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01, augment=aug)
     straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False, checkpoint_minutes=0)
-    import sedge.train as T
-    real_save = T.save_checkpoint
-    calls = {"n": 0}
-
-    def crash_on_ninth_write(path, *a, **k):
-        real_save(path, *a, **k)
-        if Path(path).name == "last.pt":
-            calls["n"] += 1
-            if calls["n"] == 9:                          # 5 mid-epoch + 1 epoch-end writes in epoch 1
-                raise KeyboardInterrupt
-    monkeypatch.setattr(T, "save_checkpoint", crash_on_ninth_write)
+    restore = crash_on_last_pt_write(monkeypatch, 9)            # 5 mid-epoch + 1 epoch-end writes in epoch 1
     with pytest.raises(KeyboardInterrupt):
         train(MICRO, data, cfg, tmp_path / "run", progress=False, checkpoint_minutes=0)
     blob = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
     assert blob["partial"]["epoch"] == 1 and blob["partial"]["step"] == 3
-    monkeypatch.setattr(T, "save_checkpoint", real_save)
+    restore()
     resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False, checkpoint_minutes=0)
     a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     b = json.loads((tmp_path / "run" / "metrics.json").read_text())
