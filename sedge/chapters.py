@@ -10,8 +10,12 @@ NOTEBOOKS = REPO / "notebooks"
 BOOK = REPO / "book"
 
 
+INTRO = NOTEBOOKS / "intro.py"       # the book's first page: it summarises the chapters, so it runs after them
+
+
 def source_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9]*.py"))
+    """The chapters in execution order: ``NN_name.py`` by number, then the introduction."""
+    return sorted(NOTEBOOKS.glob("[0-9]*.py")) + ([INTRO] if INTRO.exists() else [])
 
 
 def read_source(path: Path):

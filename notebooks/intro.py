@@ -1,0 +1,189 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     notebook_metadata_filter: kernelspec,jupytext,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # sedge: efficient raw-audio classification with state space models
+#
+# **sedge** reproduces, as this browsable book, the S-Edge models — diagonal complex state space
+# models (SSMs) that classify raw 16 kHz audio directly — and the work around them: pruning by model
+# order reduction, C++ export, and comparisons with other compression methods from the literature.
+# Every number on these pages is produced by the executed notebooks of the repository, from one
+# command.
+
+# %% [markdown]
+# ## Results at a glance
+
+# %% tags=["parameters"]
+profile = "ci"                      # whose chapters are summarised: the profile the book was built with
+long_runs = "checkpoints/trained"   # folder of the runs trained to convergence (None: skip them)
+
+# %%
+from sedge.parameters import check_namespace
+check_namespace(globals(), "intro")
+
+import json
+
+import pandas as pd
+
+from sedge.compare import collect
+from sedge.config import PAPER_PARAMS
+from sedge.cost import cost_report
+from sedge.paths import REPO
+from sedge.plots import book_style
+from sedge.train import load_checkpoint
+
+book_style()
+
+# %% [markdown]
+# ### S-Edge trained to convergence on real speech
+#
+# The zoo models trained with `sedge train` until validation accuracy stopped improving, on the
+# real 8-word excerpt (chance: 12.5 %); checkpoint chosen on validation, test measured once. The
+# paper's figures are on the 35 words of Speech Commands v0.02 (chance: 2.9 %) and are quoted, not
+# measured here. A run still training shows its best validation accuracy so far.
+
+# %%
+PAPER_ACC = {"full": 94.9, "tiny": 90.0}            # quoted: the paper's test accuracy on GSC v0.02 (35 words)
+rows = []
+root = None if long_runs is None else REPO / long_runs
+for d in sorted(root.iterdir()) if root is not None and root.is_dir() else []:
+    if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):
+        continue
+    hist = json.loads((d / "metrics.json").read_text())
+    s = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
+    model, meta = load_checkpoint(d / "best.pt")
+    name = s["model"] if s else d.name.rsplit("_", 1)[-1]
+    c = cost_report(model)
+    rows.append({"model": name, "classes": len(meta["classes"]), "params": c["params_paper"],
+                 "MMAC/clip": c["mmac_per_clip"], "epochs": len(hist),
+                 "val %": 100 * max(h["val_acc"] for h in hist),
+                 "test %": 100 * s["test_acc"] if s else float("nan"),
+                 "status": "finished" if s else "training",
+                 "paper params (quoted)": PAPER_PARAMS[name], "paper GSC-35 test % (quoted)": PAPER_ACC.get(name, float("nan"))})
+pd.DataFrame(rows) if rows else print(f"no runs in {long_runs}")
+
+# %% [markdown]
+# ### Every family on the same data
+#
+# Per data set and family: each trained network, and the smallest compressed network of the
+# family that stays within 1 point of the family's best trained network on *validation* (chosen on
+# validation; its test accuracy is reported once). These are the models of the profile this book
+# was built with, trained on a small budget (the runs above are the ones trained to convergence);
+# the chapters give every point and the last chapter the full table. MMAC: multiply-accumulates per
+# 1-s clip, each family counted as its paper counts.
+
+# %%
+df = collect(profile)
+df["MMAC/clip"] = df["macs"] / 1e6
+glance = []
+for (tag, family), g in df.groupby(["data", "family"], sort=False):
+    trained = g[g.method == "trained"]
+    glance += [{**r, "row": "trained"} for r in trained.to_dict("records")]
+    ok = g[(g.method != "trained") & (g["val %"] >= trained["val %"].max() - 1.0)]
+    if len(ok):
+        glance.append({**ok.sort_values(["params", "val %"], ascending=[True, False]).iloc[0].to_dict(),
+                       "row": "smallest within 1 pp (val)"})
+    else:
+        glance.append({"data": tag, "family": family, "model": "–", "method": "none within 1 pp on validation",
+                       "row": "smallest within 1 pp (val)"})
+cols = ["data", "family", "row", "model", "method", "params", "MMAC/clip", "val %", "test %"]
+pd.DataFrame(glance)[cols]
+
+# %% [markdown]
+# Chance level is one over the number of classes: 10 % on the ten synthetic words, 12.5 % on the
+# eight real ones.
+
+# %% [markdown]
+# ## The papers
+#
+# - M. Bittner, D. Schnöll, M. Wess, A. Jantsch. *Efficient and interpretable raw audio
+#   classification with diagonal state space models.* Machine Learning 114:175, 2025.
+#   [doi:10.1007/s10994-025-06807-z](https://doi.org/10.1007/s10994-025-06807-z) — the S-Edge layer,
+#   its model zoo (141 k to 8 k parameters at 94.9 % to 90.0 % on Speech Commands v0.02), layer-wise
+#   downsampling by *step scale*, and C++ inference.
+# - M. Bittner, D. Schnöll, D. Dallinger, M. Wess, A. Jantsch. *Pruning State Space Models with Model
+#   Order Reduction for Efficient Raw Audio Classification.* EUSIPCO 2025, pp. 271–275,
+#   [hdl:20.500.12708/226014](http://hdl.handle.net/20.500.12708/226014) — layer-wise
+#   balanced truncation and iterative pruning under an accuracy budget (−36.1 % parameters on the
+#   largest model, −5.8 % on the smallest, within 0.5 pp).
+# - A. Singh, M. D. Plumbley. *A Passive Similarity based CNN Filter Pruning for Efficient Acoustic
+#   Scene Classification.* Interspeech 2022 — removing the filters of a CNN that a rank-1 SVD marks
+#   as similar to others ({doc}`06_filter_pruning`).
+# - M. Mohaimenuzzaman, C. Bergmeir, B. Meyer. *Pruning vs XNOR-Net: A Comprehensive Study of Deep
+#   Learning for Audio Classification on Edge-devices* — magnitude and channel pruning with int8
+#   quantisation against binarisation of the raw-audio ACDNet ({doc}`08_xnor`).
+# - T. Dorszewski, L. Tětková, L. K. Hansen. *Convexity-based Pruning of Speech Representation
+#   Models.* 2024, [arXiv:2408.11858](https://arxiv.org/abs/2408.11858) — dropping the layers after
+#   the peak of class convexity ({doc}`07_convexity`).
+#
+# (The filter-pruning and XNOR studies are cited by title: the sources this book was written from
+# give no address for them.)
+#
+# ## What is in this book
+#
+# - **Training** — the model zoo with the paper's recipe, parameter and MAC counts next to the
+#   paper's, learning curves, and accuracy per model size on synthetic and real keywords.
+# - **Step scale and interpretability** — accuracy against MACs over a sweep of layer-wise
+#   downsampling factors, the 16/8/4 kHz table, pole maps and layer transfer functions.
+# - **Balanced truncation** — Hankel singular value decay per layer, the error bound against the
+#   measured error, accuracy against kept order one layer at a time, poles and transfer functions
+#   before and after truncation.
+# - **Iterative pruning** — the greedy search under an accuracy budget: trajectories, the result at
+#   the paper's 0.5-point budget next to the paper's, a budget sweep, a clearly separate fine-tuning
+#   column, and the front of pruning combined with step scale.
+# - **Deployment** — parity of the generated C++ with PyTorch on the test split, weights and state
+#   bytes, µs per clip and real-time factor per model, pruning and step scale, fixed point against
+#   float32, and running the exported program on a WAV file.
+# - **Passive filter pruning** — the DCASE 2021 log-mel CNN, its redundant filters per layer, pruning
+#   with fine-tuning, and the accuracy/cost front.
+# - **Convexity-guided layer pruning** — class convexity per layer of S-Edge stacks and of a frame
+#   transformer, the layers after the peak removed, against model order reduction on the same model.
+# - **Pruning and quantisation against XNOR-Net** — ACDNet float, pruned and int8 against its
+#   binarised version, and the XNOR gap by class count.
+# - **Every method on the same data** — one table and one accuracy/parameters/MACs front for every
+#   network of the book, S-Edge latencies in C++, and each paper's claims next to ours.
+#
+# Each chapter opens with a line saying which profile, commit, machine and date produced it, and a
+# table of its parameters (name, meaning, value in force). Chance level is one over the number of classes: 10 % on the ten
+# synthetic words, 12.5 % on the eight real ones.
+#
+# ## How to reproduce
+#
+# On a Linux machine with Python 3.11 and a C++ compiler, from a clone of the repository:
+#
+# ```bash
+# make book    # creates .venv, executes the stale notebooks (profile "quick"), builds this book
+# make test    # the test suite, including the notebooks under the "ci" profile
+# ```
+#
+# The chapter sources are text notebooks (`notebooks/NN_name.py`, Jupytext's percent format). Rerun
+# one with another profile of `notebooks/profiles.yml`, or with single values changed, through
+# `.venv/bin/sedge book --profile NAME --only 01_training --set epochs=20` (a separate book, the
+# committed results untouched), or convert it with Jupytext and run it with Papermill and your own
+# parameters (the repository's README shows how).
+#
+# ## Data
+#
+# - **Synthetic keywords** (the offline default): the Speech Commands words spoken by the eSpeak NG
+#   engine shipped in the `espeakng-loader` wheel, with speakers drawn as (voice, variant, pitch,
+#   rate), speaker-disjoint splits, speed perturbation, gain, time shift and coloured noise.
+# - **Real speech**: the 8-word *mini Speech Commands* excerpt of Google Speech Commands (P. Warden,
+#   *Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition*, arXiv:1804.03209),
+#   licensed [CC BY 4.0](https://creativecommons.org/licenses/by/4.0/) by Google; 7,192 clips of
+#   1,583 speakers, split 80/10/10 by speaker. It is read from beside the repository and never
+#   redistributed with it.
+# - **Speech Commands v0.02** (35 words, official split) is one option away for the `paper` profile.
+
