@@ -125,12 +125,15 @@ class _DropInferenceWarnings:
 @contextmanager
 def _quiet_papermill_inference():
     import logging
-    log, f = logging.getLogger("papermill"), _DropInferenceWarnings()
-    log.addFilter(f)
+    # A logger's filters see only the records logged on it, not its children's: both are named.
+    logs, f = [logging.getLogger(n) for n in ("papermill", "papermill.translators")], _DropInferenceWarnings()
+    for log in logs:
+        log.addFilter(f)
     try:
         yield
     finally:
-        log.removeFilter(f)
+        for log in logs:
+            log.removeFilter(f)
 
 
 def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress: bool = True,

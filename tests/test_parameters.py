@@ -153,3 +153,15 @@ def test_protect_mode_keeps_a_stage_of_another_configuration(tmp_path, monkeypat
     require_computable(tmp_path, {"a": 1})                           # same configuration: resumed
     with pytest.raises(StageMissing, match="computed with another configuration"):
         require_computable(tmp_path, {"a": 2})
+
+
+def test_papermills_guesses_about_parameters_are_kept_out_of_the_output(caplog):
+    """Papermill's regex gives up on values with '=' (every data spec) and warns; sedge book drops it."""
+    import nbformat
+    from papermill.translators import PythonTranslator
+    cell = nbformat.v4.new_code_cell('datasets = {"a": "synthetic:n_speakers=20"}  # dataset tag → data spec\n')
+    with book._quiet_papermill_inference():
+        PythonTranslator.inspect(cell)
+    assert not [r for r in caplog.records if "Unable to parse" in r.getMessage()]
+    PythonTranslator.inspect(cell)
+    assert [r for r in caplog.records if "Unable to parse" in r.getMessage()]      # the filter was the difference
