@@ -30,7 +30,7 @@
 profile = "ci"                      # whose chapters are summarised: the profile the book was built with
 long_runs = "checkpoints/trained"   # folder of the runs trained to convergence (None: skip them)
 
-# %%
+# %% tags=["hide-input"]
 from sedge.parameters import check_namespace
 check_namespace(globals(), "intro")
 
@@ -42,7 +42,7 @@ from sedge.compare import collect
 from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
 from sedge.paths import REPO
-from sedge.plots import book_style
+from sedge.plots import book_style, styled
 from sedge.train import load_checkpoint
 
 book_style()
@@ -55,7 +55,7 @@ book_style()
 # paper's figures are on the 35 words of Speech Commands v0.02 (chance: 2.9 %) and are quoted, not
 # measured here. A run still training shows its best validation accuracy so far.
 
-# %%
+# %% tags=["hide-input"]
 PAPER_ACC = {"full": 94.9, "tiny": 90.0}            # quoted: the paper's test accuracy on GSC v0.02 (35 words)
 rows = []
 root = None if long_runs is None else REPO / long_runs
@@ -67,40 +67,44 @@ for d in sorted(root.iterdir()) if root is not None and root.is_dir() else []:
     model, meta = load_checkpoint(d / "best.pt")
     name = s["model"] if s else d.name.rsplit("_", 1)[-1]
     c = cost_report(model)
-    rows.append({"model": name, "classes": len(meta["classes"]), "params": c["params_paper"],
-                 "MMAC/clip": c["mmac_per_clip"], "epochs": len(hist),
+    rows.append({"model": name, "params": c["params_paper"], "MMAC/clip": c["mmac_per_clip"],
+                 "epochs": f"{len(hist)}" if s else f"{len(hist)} so far",
                  "val %": 100 * max(h["val_acc"] for h in hist),
                  "test %": 100 * s["test_acc"] if s else float("nan"),
-                 "status": "finished" if s else "training",
                  "paper params (quoted)": PAPER_PARAMS[name], "paper GSC-35 test % (quoted)": PAPER_ACC.get(name, float("nan"))})
 pd.DataFrame(rows) if rows else print(f"no runs in {long_runs}")
 
 # %% [markdown]
 # ### Every family on the same data
 #
-# Per data set and family: each trained network, and the smallest compressed network of the
-# family that stays within 1 point of the family's best trained network on *validation* (chosen on
-# validation; its test accuracy is reported once). These are the models of the profile this book
+# Per data set and family: each trained network, then (last row of the family) the smallest
+# compressed network of the family that stays within 1 point of the family's best trained network
+# on *validation* (chosen on validation; its test accuracy is reported once). These are the models of the profile this book
 # was built with, trained on a small budget (the runs above are the ones trained to convergence);
 # the chapters give every point and the last chapter the full table. MMAC: multiply-accumulates per
 # 1-s clip, each family counted as its paper counts.
 
-# %%
+# %% tags=["hide-input"]
+from IPython.display import Markdown, display
+
+DATA_NAMES = {"mini": "the real 8 words (chance 12.5 %)", "synthetic": "10 synthetic words (chance 10 %)",
+              "synthetic4": "4 synthetic words (chance 25 %)", "synthetic35": "35 synthetic words (chance 2.9 %)"}
 df = collect(profile)
 df["MMAC/clip"] = df["macs"] / 1e6
-glance = []
-for (tag, family), g in df.groupby(["data", "family"], sort=False):
-    trained = g[g.method == "trained"]
-    glance += [{**r, "row": "trained"} for r in trained.to_dict("records")]
-    ok = g[(g.method != "trained") & (g["val %"] >= trained["val %"].max() - 1.0)]
-    if len(ok):
-        glance.append({**ok.sort_values(["params", "val %"], ascending=[True, False]).iloc[0].to_dict(),
-                       "row": "smallest within 1 pp (val)"})
-    else:
-        glance.append({"data": tag, "family": family, "model": "–", "method": "none within 1 pp on validation",
-                       "row": "smallest within 1 pp (val)"})
-cols = ["data", "family", "row", "model", "method", "params", "MMAC/clip", "val %", "test %"]
-pd.DataFrame(glance)[cols]
+for tag, by_data in df.groupby("data", sort=False):
+    glance = []
+    for family, g in by_data.groupby("family", sort=False):
+        trained = g[g.method == "trained"]
+        glance += trained.to_dict("records")
+        ok = g[(g.method != "trained") & (g["val %"] >= trained["val %"].max() - 1.0)]
+        if len(ok):
+            best = ok.sort_values(["params", "val %"], ascending=[True, False]).iloc[0].to_dict()
+            glance.append(best)
+        else:
+            glance.append({"family": family, "model": "–", "method": "none within 1 pp"})
+    display(Markdown(f"**{tag}** — {DATA_NAMES.get(tag, tag)}"))
+    table = pd.DataFrame(glance)[["family", "model", "method", "params", "MMAC/clip", "val %", "test %"]]
+    display(styled(table).set_properties(subset=["family", "model", "method"], **{"text-align": "left"}))
 
 # %% [markdown]
 # Chance level is one over the number of classes: 10 % on the ten synthetic words, 12.5 % on the

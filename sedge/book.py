@@ -97,19 +97,47 @@ def provenance() -> dict:
 
 
 def _parameter_table(defaults_source: str, params: dict, overrides: dict | None = None) -> str:
-    """Markdown table of the parameters: name, meaning (the comment on its line of the parameters
-    cell), value in force, and where that value came from."""
+    """Markdown table of the parameters: name, value in force (shortened), where that value came
+    from, and its meaning (the comment on its line of the parameters cell)."""
     from .parameters import declared
+
+    def cell(text: str) -> str:          # Markdown table cell: no raw HTML, no column breaks
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
     overrides = overrides or {}
     rows = []
     for name, p in declared(defaults_source).items():
         value = params.get(name, p.default)
         text = repr(value)
-        text = text if len(text) <= 70 else text[:67] + "…"
+        text = text if len(text) <= 40 else text[:38] + "…"
         origin = "--set" if name in overrides else "profile" if name in params else "default"
-        meaning = p.meaning.replace("|", "\\|")
-        rows.append(f"| `{name}` | {meaning} | `{text}` | {origin} |")
-    return "| parameter | meaning | value in force | from |\n|---|---|---|---|\n" + "\n".join(rows)
+        rows.append(f"| `{name}` | `{cell(text)}` | {origin} | {cell(p.meaning)} |")
+    return "| parameter | value in force | from | meaning |\n|---|---|---|---|\n" + "\n".join(rows)
+
+
+def refresh_parameter_tables(root: Path = REPO) -> int:
+    """Re-render the parameter table of every executed chapter under ``root/book`` from its source,
+    its profile and its overrides (the table is presentation: no re-execution). Returns how many
+    changed."""
+    import nbformat
+    changed = 0
+    for src in source_notebooks():
+        dst = root / "book" / executed_path(src).name
+        if not dst.exists():
+            continue
+        nb = nbformat.read(str(dst), as_version=4)
+        meta = nb.metadata.get("sedge", {})
+        if "profile" not in meta:
+            continue
+        params = {**load_profile(meta["profile"]).get(src.stem, {}), **meta.get("overrides", {})}
+        table = _parameter_table(parameters_cell(read_source(src)), params, meta.get("overrides"))
+        for c in nb.cells:
+            if "sedge-parameters" in c.metadata.get("tags", []) and c.source != table:
+                c.source = table
+                tmp = dst.with_suffix(".running.ipynb")
+                nbformat.write(nb, str(tmp))
+                tmp.replace(dst)
+                changed += 1
+    return changed
 
 
 class _DropInferenceWarnings:
@@ -280,5 +308,8 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
             os.environ.pop("SEDGE_STAGES", None)
         else:
             os.environ["SEDGE_STAGES"] = before
-    return build_book(root) if build else 0
+    if build:
+        refresh_parameter_tables(root)
+        return build_book(root)
+    return 0
 
