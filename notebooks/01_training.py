@@ -55,6 +55,7 @@ from sedge.experiments import load_run, trained_run
 from sedge.train import confusion_matrix, load_checkpoint, predict
 from sedge.model import build_model
 from sedge.paths import REPO
+from sedge.stages import note_file_read
 
 torch.set_num_threads(2)
 book_style()
@@ -77,6 +78,8 @@ for d in sorted(root.iterdir()) if root and root.is_dir() else []:
     if not (d / "metrics.json").exists() or not (d / "best.pt").exists():
         continue
     model, meta = load_checkpoint(d / "best.pt")
+    for f in ("metrics.json", "summary.json", "best.pt"):
+        note_file_read(d / f)                      # the page is stale once the run moves on
     hist = json.loads((d / "metrics.json").read_text())
     done = (d / "summary.json").exists()
     s = json.loads((d / "summary.json").read_text()) if done else {}

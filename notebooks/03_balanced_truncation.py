@@ -48,7 +48,6 @@ max_val = 16                    # validation clips for the sweep (None: all; sha
 from sedge.parameters import check_namespace, for_data
 check_namespace(globals(), "03_balanced_truncation")
 
-import json
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -56,9 +55,8 @@ import torch
 
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.data import available_datasets, load_data
-from sedge.experiments import load_run, memo_path, run_dir_for
+from sedge.experiments import load_run, memo_key, memo_path, read_memo, run_dir_for, write_memo
 from sedge.interpret import frequency_response
-from sedge.paths import atomic_write_json
 from sedge.pruning import layer_sensitivity
 from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
 
@@ -137,10 +135,11 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
     if max_val:
         xv, yv = xv[:max_val], yv[:max_val]
     path = memo_path(run_dir, "truncate", max_val)
-    memo = json.loads(path.read_text()) if path.exists() else {}
+    mkey = memo_key(run_dir / "best.pt", available[tag], max_val, "truncate")   # the pruning search's memo
+    memo = read_memo(path, mkey)
     rows = layer_sensitivity(model, xv, yv, fractions, memo=memo, progress=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, memo)
+    write_memo(path, mkey, memo)
     sens_rows += [{"data": tag, "model": m, **r} for r in rows]
 sens = pd.DataFrame(sens_rows)
 keys = list(loaded)

@@ -42,6 +42,7 @@ from sedge.compare import collect
 from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
 from sedge.paths import REPO
+from sedge.stages import note_file_read
 from sedge.plots import book_style, styled
 from sedge.train import load_checkpoint
 
@@ -62,6 +63,8 @@ root = None if long_runs is None else REPO / long_runs
 for d in sorted(root.iterdir()) if root is not None and root.is_dir() else []:
     if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):
         continue
+    for f in ("metrics.json", "summary.json", "best.pt"):
+        note_file_read(d / f)                      # the page is stale once the run moves on
     hist = json.loads((d / "metrics.json").read_text())
     s = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
     model, meta = load_checkpoint(d / "best.pt")

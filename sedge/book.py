@@ -5,9 +5,11 @@ The chapter sources are Jupytext text notebooks in the percent format (``noteboo
 parameters cell). :func:`read_source` converts one in memory; Papermill executes the conversion into
 ``book/NN_name.ipynb``, which the book renders.
 
-A notebook is re-executed only when its *freshness key* changed: a hash of the notebook source,
+A notebook is re-executed only when its *freshness key* changed — a hash of the notebook source,
 the profile's parameters for it, and the fingerprint of the library code it runs (the ``sedge``
-modules it imports, transitively; docstrings and comments excluded — :mod:`sedge.fingerprint`).
+modules it imports, transitively; docstrings and comments excluded — :mod:`sedge.fingerprint`) — or
+when a cached stage it read has changed since (each stage it read is recorded with the digest of
+its ``stage.json``, :mod:`sedge.stages`).
 The runner's presentation (banner, parameter table) is not part of it: ``sedge book --force``
 re-renders. The key is stored
 in the executed notebook's metadata (``metadata.sedge.key``), which is also what the test
@@ -51,9 +53,29 @@ def freshness_key(notebook: Path, profile: str, params: dict, lib: str | None = 
 
 
 def executed_key(path: Path) -> str | None:
+    """The key an executed chapter was run under, or None when it is missing or one of the stages it
+    read has changed since (retrained, recomputed, removed): the chapter's numbers would be stale."""
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get("metadata", {}).get("sedge", {}).get("key")
+    meta = json.loads(path.read_text()).get("metadata", {}).get("sedge", {})
+    if not stages_unchanged(meta.get("stages", {})):
+        return None
+    return meta.get("key")
+
+
+def stages_unchanged(read: dict[str, str | None]) -> bool:
+    """Whether every stage a chapter read (folder → digest of its ``stage.json``) is still as it was."""
+    from .stages import read_is_current
+    return all(read_is_current(name, digest, REPO) for name, digest in read.items())
+
+
+def _stages_read(log: Path) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            e = json.loads(line)
+            out[e["stage"]] = e["record"]
+    return dict(sorted(out.items()))
 
 
 def stale_notebooks(profile: str = "quick") -> list[tuple[Path, Path, dict, str]]:
@@ -177,16 +199,27 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
     import papermill as pm
     tmp = dst.with_suffix(".running.ipynb")
     source_nb = read_source(src)
+    import os
     with tempfile.TemporaryDirectory() as d:
         source = Path(d) / f"{src.stem}.ipynb"
         nbformat.write(source_nb, str(source))
-        with _quiet_papermill_inference():
-            pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
-                                progress_bar=progress, log_output=False)
+        log = Path(d) / "stages.jsonl"            # the kernel appends every stage it reads (sedge.stages)
+        before = os.environ.get("SEDGE_STAGE_LOG")
+        os.environ["SEDGE_STAGE_LOG"] = str(log)
+        try:
+            with _quiet_papermill_inference():
+                pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
+                                    progress_bar=progress, log_output=False)
+        finally:
+            if before is None:
+                os.environ.pop("SEDGE_STAGE_LOG", None)
+            else:
+                os.environ["SEDGE_STAGE_LOG"] = before
+        stages_read = _stages_read(log)
     nb = nbformat.read(str(tmp), as_version=4)
     prov = provenance()
     overrides = overrides or {}
-    nb.metadata["sedge"] = {"key": key, "profile": profile, "overrides": overrides, **prov}
+    nb.metadata["sedge"] = {"key": key, "profile": profile, "overrides": overrides, **prov, "stages": stages_read}
     where = 0
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])

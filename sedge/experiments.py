@@ -1,14 +1,12 @@
-"""Cached experiment stages shared by the notebooks and the CLI.
+"""Cached experiment stages shared by the notebooks and the CLI (:mod:`sedge.stages` keeps them).
 
-A training run lives in a folder holding ``config.json`` (model, data, recipe). Calling
-:func:`trained_run` again with the same configuration reuses the finished run (or resumes an
-interrupted one) instead of training again: notebooks stay cheap to re-execute. A stage derived
-from a checkpoint (pruning, fine-tuning, the baselines' compression stages) also keeps the digest of
-that checkpoint in ``source.sha256`` and is recomputed when the checkpoint changed.
+A training run lives in a folder ``root/<data tag>_<model>``; calling :func:`trained_run` again with
+the same key (configuration, data, training code) reuses the finished run, resumes an interrupted
+one, and retrains when anything it came from changed. Stages derived from a checkpoint (pruning,
+fine-tuning, the baselines' compression stages) also key on that checkpoint's digest.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -16,10 +14,16 @@ from pathlib import Path
 
 from .config import TrainConfig, model_config
 from .data import load_data
-from .paths import REPO, atomic_write_bytes, atomic_write_json, portable
+from .paths import REPO, atomic_write_json, portable
+from .stages import StageMissing, begin, commit, file_digest, finished, stage_key
 from .train import load_checkpoint, train
 
-SOURCE_RECORD = "source.sha256"      # in a derived stage's folder: digest of the checkpoint it came from
+__all__ = ["StageMissing", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
+           "finetuned_run", "memo_path", "run_dir_for", "stages_readonly"]
+
+#: The library code each kind of stage runs (its key holds their fingerprint).
+TRAIN_CODE = ("sedge.train",)
+PRUNE_CODE = ("sedge.pruning", "sedge.cost", "sedge.train")
 
 
 def run_dir_for(root: str | Path, data_tag: str, model: str) -> Path:
@@ -37,16 +41,16 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
     run_dir = run_dir_for(root, data_tag, model)
     tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
                        max_steps_per_epoch=max_steps)
-    data = load_data(data_spec)                          # cached after the first call
+    data = load_data(data_spec)
     config = {"model": model, "data": data_spec, "dataset": data.summary(), "train": asdict(tcfg)}
-    if _same_config(run_dir, config, "summary.json", "best.pt"):
+    key = stage_key(config, data=data_spec, code=TRAIN_CODE)
+    if finished(run_dir, key, ("summary.json", "best.pt"), legacy_config=config):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
-    require_computable(run_dir, config)
+    begin(run_dir, key)
     cfg = model_config(model, n_classes=len(data.classes))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", config)
     summary = train(cfg, data, tcfg, run_dir, data_spec=data_spec, progress=progress, device=device)
     (run_dir / "last.pt").unlink(missing_ok=True)        # the resume state is not needed once finished
+    commit(run_dir, key, ("summary.json", "best.pt"))
     return {**summary, "run_dir": str(run_dir)}
 
 
@@ -56,64 +60,6 @@ def load_run(run_dir: str | Path):
     model, meta = load_checkpoint(run_dir / "best.pt")
     history = json.loads((run_dir / "metrics.json").read_text())
     return model, meta, history
-
-
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def record_source(record: Path, source: str | Path) -> None:
-    """Write the digest of the checkpoint a stage (or a pruning memo) was computed from."""
-    digest = file_digest(source)
-    atomic_write_bytes(record, lambda f: f.write(digest.encode()))
-
-
-def source_unchanged(record: Path, source: str | Path) -> bool:
-    """Whether ``source`` still has the digest kept in ``record``: a stage derived from a checkpoint
-    is stale once that checkpoint is retrained under the same path. A stage written before digests
-    were kept has no record; it is trusted this once and its record written now."""
-    if not record.exists():
-        record_source(record, source)
-        return True
-    return record.read_text().strip() == file_digest(source)
-
-
-def _with_new_defaults(stored: dict) -> dict:
-    """A stored stage configuration with the TrainConfig fields added since it was written set to
-    their defaults (a field that did not exist could not have been set), so adding a field to the
-    recipe does not retrain every committed run."""
-    if isinstance(stored.get("train"), dict):
-        stored = {**stored, "train": {**asdict(TrainConfig()), **stored["train"]}}
-    return stored
-
-
-class StageMissing(RuntimeError):
-    """A stage that would have to be computed while SEDGE_STAGES=readonly (or overwritten while
-    SEDGE_STAGES=protect)."""
-
-
-def require_computable(folder: Path, config: dict | None = None) -> None:
-    """Called before a stage with configuration ``config`` is computed into ``folder``. With SEDGE_STAGES=readonly (rebuilding the
-    book from committed stages, or the comparison chapter reading the others back) a missing or stale
-    stage is an error naming it instead of a silent retrain. With SEDGE_STAGES=protect (a book
-    variant run by ``sedge book --set``) a missing stage is computed, but one already finished under
-    another configuration is never overwritten (an interrupted one with the same configuration resumes)."""
-    import os
-    mode = os.environ.get("SEDGE_STAGES", "")
-    if mode == "readonly":
-        raise StageMissing(f"stage {portable(folder)} is missing or stale (its configuration, inputs or files "
-                           "changed) and SEDGE_STAGES=readonly forbids computing it")
-    stored = folder / "config.json"
-    if mode == "protect" and stored.exists() and (config is None
-                                                  or _with_new_defaults(json.loads(stored.read_text())) != config):
-        raise StageMissing(f"stage {portable(folder)} was computed with another configuration; it is kept "
-                           "(SEDGE_STAGES=protect). Give the variant its own folder (e.g. --set run_root=runs/variant) "
-                           "or pass --replace to recompute the profile's stages in place")
 
 
 @contextmanager
@@ -131,14 +77,32 @@ def stages_readonly():
             os.environ["SEDGE_STAGES"] = before
 
 
-def _same_config(folder: Path, config: dict, *files: str, source: str | Path | None = None) -> bool:
-    """A finished stage in ``folder``: its config.json equals ``config``, ``files`` exist and, for a
-    stage derived from checkpoint ``source``, that checkpoint is the one it was computed from."""
-    cfg = folder / "config.json"
-    if not (cfg.exists() and _with_new_defaults(json.loads(cfg.read_text())) == config
-            and all((folder / f).exists() for f in files)):
-        return False
-    return source is None or source_unchanged(folder / SOURCE_RECORD, source)
+def memo_key(checkpoint: str | Path, data_spec: str, max_val: int | None, method: str) -> dict:
+    """What a pruning memo's validation accuracies depend on: the checkpoint, the validation clips
+    (data and count), the reduction method and the pruning code."""
+    return stage_key({"method": method, "max_val": max_val}, inputs={"checkpoint": checkpoint}, data=data_spec,
+                     code=PRUNE_CODE)
+
+
+def read_memo(memo_file: str | Path, key: dict) -> dict:
+    """The memo's evaluations if it was made under ``key``, else an empty memo. With
+    SEDGE_STAGES=adopt a memo from before keys (a ``.sha256`` of its checkpoint) is given its key."""
+    import os
+    memo_file = Path(memo_file)
+    rec = memo_file.with_suffix(".key.json")
+    if memo_file.exists() and rec.exists() and json.loads(rec.read_text()) == json.loads(json.dumps(key)):
+        return json.loads(memo_file.read_text())
+    legacy = memo_file.with_suffix(".sha256")
+    if (os.environ.get("SEDGE_STAGES") == "adopt" and memo_file.exists() and not rec.exists() and legacy.exists()
+            and legacy.read_text().strip() == key["inputs"]["checkpoint"]):
+        atomic_write_json(rec, key)
+        return json.loads(memo_file.read_text())
+    return {}
+
+
+def write_memo(memo_file: Path, key: dict, memo: dict) -> None:
+    atomic_write_json(memo_file.with_suffix(".key.json"), key)
+    atomic_write_json(memo_file, memo)
 
 
 def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
@@ -158,9 +122,10 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     out = Path(out)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
-    if _same_config(out, config, "summary.json", "pruned.pt", source=checkpoint):
+    key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
+    if finished(out, key, ("summary.json", "pruned.pt"), legacy_config=config):
         return json.loads((out / "summary.json").read_text())
-    require_computable(out, config)
+    begin(out, key)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     xv, yv = data.val.tensors(*meta["norm"])
@@ -168,16 +133,13 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         xv, yv = xv[:max_val], yv[:max_val]
     memo_file = Path(memo_file) if memo_file else out / "memo.json"
     memo_file.parent.mkdir(parents=True, exist_ok=True)
-    memo_record = memo_file.with_suffix(".sha256")
-    fresh = memo_file.exists() and source_unchanged(memo_record, checkpoint)
-    memo = json.loads(memo_file.read_text()) if fresh else {}      # evaluations of another checkpoint: dropped
-    record_source(memo_record, checkpoint)
+    mkey = memo_key(checkpoint, data_spec, max_val, method)
+    memo = read_memo(memo_file, mkey)                  # evaluations of another checkpoint, data or code: dropped
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
-                method=method, progress=progress, memo=memo, on_round=lambda m: atomic_write_json(memo_file, m),
+                method=method, progress=progress, memo=memo, on_round=lambda m: write_memo(memo_file, mkey, m),
                 device=device)
-    atomic_write_json(memo_file, memo)
+    write_memo(memo_file, mkey, memo)
     xt, yt = data.test.tensors(*meta["norm"])
-    out.mkdir(parents=True, exist_ok=True)
     keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
     save_checkpoint(out / "pruned.pt", res.model, {**keep, "pruned_from": portable(checkpoint), "budget_pp": budget_pp})
     atomic_write_csv(out / "steps.csv", res.table())
@@ -191,8 +153,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
                "n_val": len(xv), "search_seconds": res.seconds, "configurations_evaluated": res.evaluated,
                "steps": res.table()}
     atomic_write_json(out / "summary.json", summary)
-    record_source(out / SOURCE_RECORD, checkpoint)
-    atomic_write_json(out / "config.json", config)                  # last: marks the stage finished
+    commit(out, key, ("summary.json", "pruned.pt"))
     return summary
 
 
@@ -225,17 +186,16 @@ def finetuned_run(checkpoint: str | Path, data_spec: str, out: str | Path, *, ep
     tcfg = TrainConfig(lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, warmup_steps=warmup_steps,
                        max_steps_per_epoch=max_steps)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "train": asdict(tcfg)}
-    if _same_config(out, config, "summary.json", "best.pt", source=checkpoint):
+    key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=TRAIN_CODE)
+    if finished(out, key, ("summary.json", "best.pt"), legacy_config=config):
         return json.loads((out / "summary.json").read_text())
-    require_computable(out, config)
+    begin(out, key)
     model, meta = load_checkpoint(checkpoint)
     data = load_data(data_spec).restrict_to(meta["classes"])
     if tuple(data.stats()) != tuple(meta["norm"]):
         raise ValueError(f"{checkpoint}: its input normalisation {meta['norm']} differs from {data_spec!r}'s")
-    out.mkdir(parents=True, exist_ok=True)
     summary = train(model.cfg, data, tcfg, out, data_spec=data_spec, progress=progress, init=model, freeze_norm=True,
                     device=device)
     (out / "last.pt").unlink(missing_ok=True)
-    record_source(out / SOURCE_RECORD, checkpoint)
-    atomic_write_json(out / "config.json", config)
+    commit(out, key, ("summary.json", "best.pt"))
     return summary

@@ -145,16 +145,6 @@ def test_run_book_refuses_an_unknown_chapter():
         book.run_book("quick", only=["01_train"], build=False)
 
 
-def test_protect_mode_keeps_a_stage_of_another_configuration(tmp_path, monkeypatch):
-    from sedge.experiments import StageMissing, require_computable
-    (tmp_path / "config.json").write_text(json.dumps({"a": 1}))
-    monkeypatch.setenv("SEDGE_STAGES", "protect")
-    require_computable(tmp_path / "new", {"a": 2})                   # missing: computed
-    require_computable(tmp_path, {"a": 1})                           # same configuration: resumed
-    with pytest.raises(StageMissing, match="computed with another configuration"):
-        require_computable(tmp_path, {"a": 2})
-
-
 def test_papermills_guesses_about_parameters_are_kept_out_of_the_output(caplog):
     """Papermill's regex gives up on values with '=' (every data spec) and warns; sedge book drops it."""
     import nbformat

@@ -187,7 +187,7 @@ def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monk
     assert first["configurations_evaluated"] >= 2 and (tmp_path / "p" / "memo.json").exists()
     again = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
     assert again == first                                        # finished stage: read back, not recomputed
-    (tmp_path / "p" / "config.json").unlink()                   # as if interrupted after the search
+    (tmp_path / "p" / "stage.json").unlink()                    # as if interrupted after the search
     resumed = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
     assert resumed["configurations_evaluated"] == 0 and resumed["states_after"] == first["states_after"]
     other = prune_checkpoint(ckpt, spec, tmp_path / "q", budget_pp=0.0, progress=False,

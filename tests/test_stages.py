@@ -1,55 +1,180 @@
-"""Cached stages notice when the checkpoint they were derived from changed."""
+"""Cached stages follow every input: configuration, input checkpoints, data, the code they run; the
+record is the commit point; chapters notice a stage they read being recomputed."""
 import json
+from dataclasses import asdict
 
-from sedge.experiments import SOURCE_RECORD, _same_config, file_digest, record_source, source_unchanged
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sedge import book, stages
+from sedge.baselines.experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
+from sedge.experiments import PRUNE_CODE, TRAIN_CODE
+from sedge.fingerprint import closure
+from sedge.stages import StageMissing, begin, commit, finished, stage_key
+
+
+def finish(folder, key, payload=b"result"):
+    begin(folder, key)
+    (folder / "result.bin").write_bytes(payload)
+    commit(folder, key, ("result.bin",))
+
+
+def test_a_finished_stage_is_reused_only_under_its_key(tmp_path):
+    key = stage_key({"lr": 0.1})
+    finish(tmp_path / "s", key)
+    assert finished(tmp_path / "s", key, ("result.bin",))
+    assert not finished(tmp_path / "s", stage_key({"lr": 0.2}), ("result.bin",))
+    (tmp_path / "s" / "result.bin").unlink()
+    assert not finished(tmp_path / "s", key, ("result.bin",))          # a result file went missing
 
 
 def test_a_derived_stage_is_stale_once_its_checkpoint_changes(tmp_path):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"weights v1")
-    stage = tmp_path / "stage"
-    stage.mkdir()
-    config = {"checkpoint": "best.pt", "lr": 0.1}
-    (stage / "config.json").write_text(json.dumps(config))
-    (stage / "result.json").write_text("{}")
-    record_source(stage / SOURCE_RECORD, ckpt)
-    assert _same_config(stage, config, "result.json", source=ckpt)
-    ckpt.write_bytes(b"weights v2")                    # retrained under the same path
-    assert not _same_config(stage, config, "result.json", source=ckpt)
-    assert _same_config(stage, config, "result.json")   # without a source only the configuration counts
-    assert not _same_config(stage, {**config, "lr": 0.2}, "result.json", source=ckpt)
+    key = stage_key({"budget": 0.5}, inputs={"checkpoint": ckpt})
+    finish(tmp_path / "prune", key)
+    ckpt.write_bytes(b"weights v2")                                   # retrained under the same path
+    assert not finished(tmp_path / "prune", stage_key({"budget": 0.5}, inputs={"checkpoint": ckpt}), ("result.bin",))
 
 
-def test_a_stage_from_before_digests_is_trusted_once_then_guarded(tmp_path):
+def test_an_interrupted_run_with_a_new_configuration_never_returns_the_old_result(tmp_path):
+    old, new = stage_key({"epochs": 1}), stage_key({"epochs": 2})
+    finish(tmp_path / "run", old)
+    begin(tmp_path / "run", new)                       # the new run starts … and is killed before its commit
+    assert not finished(tmp_path / "run", new, ("result.bin",))
+    assert not finished(tmp_path / "run", old, ("result.bin",))       # the folder no longer holds the old run
+    assert json.loads((tmp_path / "run" / "config.json").read_text()) == {"epochs": 2}
+
+
+def test_the_data_a_stage_read_is_part_of_its_key(tmp_path):
+    root = tmp_path / "words"
+    for lab in ("no", "yes"):
+        (root / lab).mkdir(parents=True)
+        for s in range(3):
+            sf.write(root / lab / f"spk{s}_nohash_0.wav", np.zeros(1600, np.float32), 16000)
+    spec = f"folder:{root}"
+    key = stage_key({"a": 1}, data=spec)
+    assert stage_key({"a": 1}, data=spec) == key
+    clip = root / "yes" / "spk1_nohash_0.wav"
+    import os
+    st = clip.stat()
+    sf.write(clip, np.full(1600, 0.1, np.float32), 16000)            # same size, other samples
+    os.utime(clip, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert stage_key({"a": 1}, data=spec) != key
+    assert stage_key({"a": 1}, data="synthetic:words=yes+no") != stage_key({"a": 1}, data="synthetic:words=yes+up")
+
+
+def test_each_kind_of_stage_keys_on_its_own_code():
+    """An edit of the pruning code must recompute pruning stages, not retrain."""
+    assert "sedge.pruning" not in closure(TRAIN_CODE) and "sedge.reduction" not in closure(TRAIN_CODE)
+    assert {"sedge.pruning", "sedge.reduction"} <= closure(PRUNE_CODE)
+    assert "sedge.baselines.filter_pruning" in closure(FILTER_CODE) - closure(BASELINE_CODE)
+    assert "sedge.baselines.compress" in closure(COMPRESS_CODE) - closure(BASELINE_CODE)
+    assert "sedge.baselines.convexity" in closure(CONVEXITY_CODE) - closure(BASELINE_CODE)
+
+
+def test_a_code_change_invalidates_exactly_the_stages_that_run_it(monkeypatch):
+    import sedge.fingerprint as fp
+    train_key, prune_key = stage_key({"a": 1}, code=TRAIN_CODE), stage_key({"a": 1}, code=PRUNE_CODE)
+    real = fp._code_digest
+    monkeypatch.setattr(fp, "_code_digest", lambda path, m: "edited" if path.name == "pruning.py" else real(path, m))
+    assert stage_key({"a": 1}, code=TRAIN_CODE) == train_key
+    assert stage_key({"a": 1}, code=PRUNE_CODE) != prune_key
+
+
+def test_modes(tmp_path, monkeypatch):
+    key = stage_key({"a": 1})
+    finish(tmp_path / "done", key)
+    monkeypatch.setenv("SEDGE_STAGES", "readonly")
+    assert finished(tmp_path / "done", key, ("result.bin",))
+    with pytest.raises(StageMissing, match="SEDGE_STAGES=readonly forbids"):
+        begin(tmp_path / "new", key)
+    assert not (tmp_path / "new").exists()
+    monkeypatch.setenv("SEDGE_STAGES", "protect")
+    begin(tmp_path / "new", key)                                       # missing: computed
+    with pytest.raises(StageMissing, match="it is kept"):
+        begin(tmp_path / "done", stage_key({"a": 2}))                  # finished under another key: kept
+    assert finished(tmp_path / "done", key, ("result.bin",))
+
+
+def test_adopting_a_stage_from_before_keys_is_explicit_and_checked(tmp_path, monkeypatch):
     ckpt = tmp_path / "best.pt"
-    ckpt.write_bytes(b"a")
-    record = tmp_path / SOURCE_RECORD
-    assert source_unchanged(record, ckpt) and record.read_text() == file_digest(ckpt)
-    ckpt.write_bytes(b"b")
-    assert not source_unchanged(record, ckpt)
+    ckpt.write_bytes(b"w")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"a": 1}))
+    (old / "result.bin").write_bytes(b"r")
+    (old / "source.sha256").write_text(stages.file_digest(ckpt))
+    key = stage_key({"a": 1}, inputs={"checkpoint": ckpt})
+    assert not finished(old, key, ("result.bin",), legacy_config={"a": 1})      # never trusted on first use
+    monkeypatch.setenv("SEDGE_STAGES", "adopt")
+    assert not finished(old, stage_key({"a": 2}, inputs={"checkpoint": ckpt}), ("result.bin",), legacy_config={"a": 2})
+    assert finished(old, key, ("result.bin",), legacy_config={"a": 1})
+    assert "adopted" in json.loads((old / "stage.json").read_text())
+    monkeypatch.delenv("SEDGE_STAGES")
+    assert finished(old, key, ("result.bin",), legacy_config={"a": 1})          # from now on by its key
 
 
-def test_a_run_written_before_a_recipe_field_existed_is_reused(tmp_path):
-    """Adding a TrainConfig field (here `augment`) must not retrain every committed run; changing a
-    field that existed must."""
-    from dataclasses import asdict
-
+def test_a_run_written_before_a_recipe_field_existed_is_adopted():
     from sedge.config import TrainConfig
     current = {"model": "tiny", "data": "mini", "train": asdict(TrainConfig(epochs=3))}
     old = {**current, "train": {k: v for k, v in current["train"].items() if k != "augment"}}
-    (tmp_path / "config.json").write_text(json.dumps(old))
-    (tmp_path / "summary.json").write_text("{}")
-    assert _same_config(tmp_path, current, "summary.json")
-    assert not _same_config(tmp_path, {**current, "train": asdict(TrainConfig(epochs=3, augment={"shift": 0.1}))},
-                            "summary.json")
-    assert not _same_config(tmp_path, {**current, "train": asdict(TrainConfig(epochs=4))}, "summary.json")
+    assert stages.with_new_defaults(old) == current
+    assert stages.with_new_defaults(old) != {**current, "train": asdict(TrainConfig(epochs=4))}
 
 
-def test_readonly_stages_refuse_to_compute(tmp_path, monkeypatch):
-    from sedge.experiments import StageMissing, trained_run
+def test_recomputing_one_stage_makes_exactly_the_chapters_that_read_it_stale(tmp_path, monkeypatch):
+    """Two runs, a stage derived from each; retraining run A (same key, new weights) makes A and the
+    stage derived from it stale for a chapter that read them, and leaves B's chapter fresh."""
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))
+    runs = {}
+    for name in ("A", "B"):
+        run = tmp_path / name
+        key = stage_key({"run": name})
+        finish(run, key, payload=f"weights {name}".encode())
+        derived_key = stage_key({"budget": 0.5}, inputs={"checkpoint": run / "result.bin"})
+        finish(run / "prune", derived_key)
+        runs[name] = (run, key, derived_key)
+    read_a = {str(p): stages.record_digest(p) for p in (runs["A"][0], runs["A"][0] / "prune")}
+    read_b = {str(p): stages.record_digest(p) for p in (runs["B"][0], runs["B"][0] / "prune")}
+    assert {json.loads(l)["stage"] for l in log.read_text().splitlines()} == {str(p) for p in [*read_a, *read_b]}
+    assert book.stages_unchanged(read_a) and book.stages_unchanged(read_b)
+    run_a, key_a, derived_a = runs["A"]
+    finish(run_a, key_a, payload=b"weights A, retrained")              # same configuration, new weights
+    assert not book.stages_unchanged(read_a) and book.stages_unchanged(read_b)
+    new_derived = stage_key({"budget": 0.5}, inputs={"checkpoint": run_a / "result.bin"})
+    assert new_derived != derived_a and not finished(run_a / "prune", new_derived, ("result.bin",))
+    assert finished(runs["B"][0] / "prune", runs["B"][2], ("result.bin",))
+
+
+def test_readonly_trained_run_refuses_to_train(tmp_path, monkeypatch):
+    from sedge.experiments import trained_run
     monkeypatch.setenv("SEDGE_STAGES", "readonly")
-    import pytest
     with pytest.raises(StageMissing, match="missing or stale"):
         trained_run("tiny", "synthetic:n_speakers=20,words=yes+no,snr_db=10", "syn", tmp_path, epochs=1, lr=0.01,
                     max_steps=1, progress=False)
     assert not (tmp_path / "syn_tiny").exists()
+
+
+def test_a_baseline_resume_with_another_recipe_is_refused(tmp_path, monkeypatch):
+    """An interrupted baseline run resumes only under the recipe it started with (not just the same
+    architecture): a changed epoch count or learning rate would continue the old schedule."""
+    import sedge.baselines.train as BT
+    from helpers import toy_data
+    data = toy_data()
+    model = BT.build_baseline("transformer", n_classes=len(data.classes), frame=40, d_model=16, heads=2, ff=16, layers=1)
+    real = BT.save_baseline
+
+    def killed_after_last_pt(path, *a, **k):
+        real(path, *a, **k)
+        if path.name == "last.pt":
+            raise KeyboardInterrupt
+    monkeypatch.setattr(BT, "save_baseline", killed_after_last_pt)
+    with pytest.raises(KeyboardInterrupt):
+        BT.train_baseline(model, data, tmp_path, epochs=2, lr=0.01, batch_size=8, max_steps=2, progress=False)
+    monkeypatch.setattr(BT, "save_baseline", real)
+    with pytest.raises(ValueError, match=r"another recipe \(differs in \['epochs', 'lr'\]\)"):
+        BT.train_baseline(model, data, tmp_path, epochs=3, lr=0.02, batch_size=8, max_steps=2, progress=False)
+    BT.train_baseline(model, data, tmp_path, epochs=2, lr=0.01, batch_size=8, max_steps=2, progress=False)   # resumes

@@ -1,7 +1,7 @@
 """Cached stages of the comparison baselines, shared by the notebooks and the CLI (SPEC §10).
 
-Same convention as :mod:`sedge.experiments`: a stage's folder holds ``config.json``; calling the
-stage again with the same configuration reads the finished result instead of recomputing it.
+Same convention as :mod:`sedge.experiments` (:mod:`sedge.stages`): calling a stage again with the
+same key — configuration, input checkpoint, data and the code it runs — reads the finished result.
 """
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import json
 from pathlib import Path
 
 from ..data import load_data
-from ..experiments import SOURCE_RECORD, _same_config, record_source, require_computable
 from ..paths import atomic_write_json, portable
+from ..stages import begin, commit, finished, stage_key
 from ..train import accuracy, predict
 from .dcase_cnn import conv_macs, keras_param_count
 from .filter_pruning import prune_filters, redundant_filters
 from .train import build_baseline, load_baseline, train_baseline
 
+
+#: The library code each kind of stage runs (its key holds their fingerprint).
+BASELINE_CODE = ("sedge.baselines.train",)
+FILTER_CODE = ("sedge.baselines.filter_pruning", "sedge.baselines.train")
+CONVEXITY_CODE = ("sedge.baselines.layer_pruning", "sedge.baselines.train", "sedge.cost")
+COMPRESS_CODE = ("sedge.baselines.compress", "sedge.baselines.train")
 
 #: The micro ACDNet networks of the XNOR chapter: label → (run folder name, ACDNet keyword arguments).
 XNOR_VARIANTS: dict[str, tuple[str, dict]] = {
@@ -35,14 +41,14 @@ def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int,
     kwargs = {"n_classes": len(data.classes), **(kwargs or {})}
     config = {"kind": kind, "kwargs": kwargs, "data": data_spec, "dataset": data.summary(), "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "seed": seed}
-    if _same_config(run_dir, config, "summary.json", "best.pt"):
+    key = stage_key(config, data=data_spec, code=BASELINE_CODE)
+    if finished(run_dir, key, ("summary.json", "best.pt"), legacy_config=config):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
-    require_computable(run_dir, config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", config)
+    begin(run_dir, key)
     model = build_baseline(kind, **kwargs)
     summary = train_baseline(model, data, run_dir, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
                              seed=seed, data_spec=data_spec, progress=progress, device=device)
+    commit(run_dir, key, ("summary.json", "best.pt"))
     return {**summary, "run_dir": str(run_dir)}
 
 
@@ -65,9 +71,10 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     out = run_dir / "filters" / ("c" + "".join(map(str, layers)))
     config = {"checkpoint": portable(run_dir / "best.pt"), "data": data_spec, "layers": list(layers), "epochs": epochs,
               "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "max_fraction": max_fraction, "seed": seed}
-    if _same_config(out, config, "result.json", "best.pt", source=run_dir / "best.pt"):
+    key = stage_key(config, inputs={"checkpoint": run_dir / "best.pt"}, data=data_spec, code=FILTER_CODE)
+    if finished(out, key, ("result.json", "best.pt"), legacy_config=config):
         return {**json.loads((out / "result.json").read_text()), "out": str(out)}
-    require_computable(out, config)
+    begin(out, key)
     model, meta = load_baseline(run_dir / "best.pt")
     if model.arch["kind"] != "dcase":
         raise ValueError(f"{run_dir}: filter pruning is defined for the DCASE CNN, not {model.arch['kind']!r}")
@@ -79,9 +86,6 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
     x_test, y_test = data.test.tensors(*meta["norm"])
     before = {"val_acc": accuracy(predict(model, x_val), y_val), "test_acc": accuracy(predict(model, x_test), y_test)}
     pruned = {"val_acc": accuracy(predict(small, x_val), y_val), "test_acc": accuracy(predict(small, x_test), y_test)}
-    out.mkdir(parents=True, exist_ok=True)
-    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
-    atomic_write_json(out / "config.json", config)
     tuned = train_baseline(small, data, out, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
                            seed=seed, init_competes=True, data_spec=data_spec, progress=progress,
                            device=device)
@@ -90,6 +94,7 @@ def filter_pruned_run(run_dir: str | Path, data_spec: str, layers: tuple[int, ..
               "finetuned": {"val_acc": tuned["val_acc"], "test_acc": tuned["test_acc"], "best_epoch": tuned["best_epoch"],
                             "train_seconds": tuned["train_seconds"]}}
     atomic_write_json(out / "result.json", result)
+    commit(out, key, ("result.json", "best.pt"))
     return {**result, "out": str(out)}
 
 
@@ -117,9 +122,10 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
     out = run_dir / "convexity"
     config = {"run": portable(run_dir), "data": data_spec, "family": family, "epochs": epochs, "lr": lr,
               "batch_size": batch_size, "max_steps": max_steps, "max_val": max_val}
-    if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
+    key = stage_key(config, inputs={"checkpoint": run_dir / "best.pt"}, data=data_spec, code=CONVEXITY_CODE)
+    if finished(out, key, ("result.json",), legacy_config=config):
         return json.loads((out / "result.json").read_text())
-    require_computable(out, config)
+    begin(out, key)
     if family == "sedge":
         model, meta = load_checkpoint(run_dir / "best.pt")
         params = lambda m: paper_params(layer_shapes(m), m.cfg.n_classes)       # noqa: E731
@@ -139,7 +145,6 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
               "val_acc": run_summary["val_acc"], "test_acc": run_summary["test_acc"]}
     if family == "transformer":
         result["macs"] = transformer_macs(model)
-    out.mkdir(parents=True, exist_ok=True)
     if keep < depth:
         small = truncate_sedge(model, keep) if family == "sedge" else truncate_transformer(model, keep)
         small.eval()
@@ -157,9 +162,8 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
                                    device=device)
         result.update({"val_acc_finetuned": tuned["val_acc"], "test_acc_finetuned": tuned["test_acc"],
                        "finetune_best_epoch": tuned["best_epoch"]})
-    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
-    atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
+    commit(out, key, ("result.json",))
     return result
 
 
@@ -184,9 +188,10 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
     out = run_dir / f"compress_s{sparsity:g}_k{keep_fraction:g}"
     config = {"run": portable(run_dir), "data": data_spec, "sparsity": sparsity, "keep_fraction": keep_fraction,
               "epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "calib_clips": calib_clips}
-    if _same_config(out, config, "result.json", source=run_dir / "best.pt"):
+    key = stage_key(config, inputs={"checkpoint": run_dir / "best.pt"}, data=data_spec, code=COMPRESS_CODE)
+    if finished(out, key, ("result.json",), legacy_config=config):
         return json.loads((out / "result.json").read_text())
-    require_computable(out, config)
+    begin(out, key)
     base, meta = load_baseline(run_dir / "best.pt")
     if base.arch["kind"] != "acdnet" or base.xnor:
         raise ValueError(f"{run_dir}: the compression path starts from a float ACDNet")
@@ -220,7 +225,6 @@ def compressed_run(run_dir: str | Path, data_spec: str, *, sparsity: float, keep
                       "test_acc": accuracy(predict(q, x_test), y_test), "int8_bytes": quantised_bytes(q)}
     result = {"sparsity": sparsity, "keep_fraction": keep_fraction, "widths": list(slim.arch["kwargs"]["widths"]),
               "stages": stages}
-    record_source(out / SOURCE_RECORD, run_dir / "best.pt")
-    atomic_write_json(out / "config.json", config)
     atomic_write_json(out / "result.json", result)
+    commit(out, key, ("result.json",))
     return result

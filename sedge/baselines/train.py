@@ -84,6 +84,8 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
     total = steps * epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cosine_with_warmup(s, total, warmup_steps))
     meta = {"classes": data.classes, "norm": (mean, std), "data": data_spec or data.name}
+    recipe = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "max_steps": max_steps, "warmup_steps": warmup_steps,
+              "seed": seed, "init_competes": init_competes, "data": meta["data"], "n_train": len(x_train)}
     history: list[dict] = []
     best_val = -1.0
     last = run_dir / "last.pt"
@@ -91,6 +93,10 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
         blob = torch.load(last, map_location="cpu", weights_only=False)
         if blob["arch"] != model.arch:
             raise ValueError(f"{last}: a run of another architecture is already in {run_dir}")
+        if blob.get("recipe") != recipe:
+            changed = sorted(k for k in recipe if (blob.get("recipe") or {}).get(k, "?") != recipe[k])
+            raise ValueError(f"{last}: the interrupted run in {run_dir} has another recipe (differs in {changed}); "
+                             "resuming would continue its schedule. Remove last.pt to start over, or use another folder")
         model.load_state_dict(blob["state_dict"])
         opt.load_state_dict(blob["optimizer"])
         sched.load_state_dict(blob["scheduler"])
@@ -130,7 +136,7 @@ def train_baseline(model: torch.nn.Module, data: KeywordData, run_dir: str | Pat
             save_baseline(run_dir / "best.pt", model, meta, epoch=epoch + 1, val_acc=val_acc)
         atomic_write_csv(run_dir / "metrics.csv", history)
         save_baseline(last, model, meta, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                      rng=torch.get_rng_state(), history=history, best_val=best_val)
+                      rng=torch.get_rng_state(), history=history, best_val=best_val, recipe=recipe)
         if progress:
             tqdm.write(f"epoch {epoch + 1}: train acc {history[-1]['train_acc']:.3f}  val acc {val_acc:.3f}")
     best, blob = load_baseline(run_dir / "best.pt")

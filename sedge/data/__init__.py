@@ -17,7 +17,7 @@ from .folder import load_folder
 from .gsc import load_gsc
 from .synthetic import SyntheticConfig, load_synthetic
 
-__all__ = ["load_data", "available_datasets", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
+__all__ = ["load_data", "data_identity", "available_datasets", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
 
 
 def _parse_kv(text: str) -> dict:
@@ -53,6 +53,28 @@ def load_data(spec: str) -> KeywordData:
         return load_folder(Path(arg))
     if kind in ("gsc", "gsc+download"):
         return load_gsc(Path(arg), download=kind == "gsc+download")
+    raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")
+
+
+def data_identity(spec: str) -> str:
+    """What a stage that read ``spec`` depends on, without decoding it: for a folder (``mini``,
+    ``folder:``, ``gsc:``) every audio file's path, label, size and modification time — the key of
+    the decoded-clip cache, so a replaced clip changes it — and for ``synthetic`` the generator
+    configuration with the fingerprint of the generator's code."""
+    from .folder import _cache_key, scan_folder
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        from ..fingerprint import fingerprint
+        return f"synthetic:{SyntheticConfig(**_parse_kv(arg)).key()}:{fingerprint(['sedge.data.synthetic'])[:16]}"
+    if kind == "mini":
+        root = Path(arg) if arg else MINI_SPEECH_COMMANDS
+        return f"folder:{_cache_key(root, scan_folder(root), 'hash')}"
+    if kind == "folder":
+        return f"folder:{_cache_key(Path(arg), scan_folder(Path(arg)), 'hash')}"
+    if kind in ("gsc", "gsc+download"):
+        from .gsc import locate
+        base = locate(Path(arg))
+        return f"gsc:{_cache_key(base, scan_folder(base), 'official')}"
     raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")
 
 
