@@ -54,7 +54,8 @@ def stage_key(config: dict, *, inputs: dict[str, str | Path] | None = None, data
               code: tuple[str, ...] = ()) -> dict:
     """The key of a stage (module docstring); ``data`` is a data spec, ``code`` module names."""
     from .fingerprint import fingerprint
-    key = {"config": config, "inputs": {n: file_digest(p) for n, p in sorted((inputs or {}).items())},
+    key = {"config": config,
+           "inputs": {n: file_digest(p) if Path(p).is_file() else None for n, p in sorted((inputs or {}).items())},
            "code": fingerprint(code) if code else None}
     if data is not None:
         from .data import data_identity
