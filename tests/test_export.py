@@ -25,10 +25,14 @@ def model_with_stats(name="tiny", n_classes=5, seed=0):
 
 
 def real_clips(n=4) -> np.ndarray:
-    """Real speech when the mini Speech Commands excerpt is beside the project, else synthetic."""
+    """``n`` clips of real speech when the mini Speech Commands excerpt is beside the project, else
+    synthetic (test clips first, then validation and training clips: these are only input signals,
+    and the small synthetic set has fewer test clips than some tests need)."""
     from sedge.data import load_data
     d = load_data("mini") if MINI_SPEECH_COMMANDS.exists() else load_data("synthetic:n_speakers=10,words=yes+no")
-    return d.test.waves[:n].astype(np.float32) / 32768
+    waves = np.concatenate([d.test.waves, d.val.waves, d.train.waves])[:n]
+    assert len(waves) == n, f"the data set has only {len(waves)} clips"
+    return waves.astype(np.float32) / 32768
 
 
 @pytest.mark.parametrize("steps", [[1, 1, 1], [1, 2, 6], [1, 9, 54]])
