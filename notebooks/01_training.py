@@ -39,23 +39,18 @@ long_runs = "checkpoints/trained"  # folder of runs trained to convergence with 
 from sedge.parameters import check_namespace, for_data
 check_namespace(globals(), "01_training")
 
-import json
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.config import PAPER_PARAMS, ZOO, model_config
+from sedge.config import PAPER_PARAMS, PAPER_TEST_ACC, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import available_datasets, load_data
-from sedge.experiments import load_run, trained_run
-from sedge.train import confusion_matrix, load_checkpoint, predict
+from sedge.experiments import converged_runs, load_run, trained_run
+from sedge.train import confusion_matrix, predict
 from sedge.model import build_model
-from sedge.paths import REPO
-from sedge.stages import note_file_read
 
 torch.set_num_threads(2)
 book_style()
@@ -72,24 +67,15 @@ book_style()
 
 # %%
 long = []
-root = Path(long_runs) if long_runs else None
-root = root if root is None or root.is_absolute() else REPO / root
-for d in sorted(root.iterdir()) if root and root.is_dir() else []:
-    if not (d / "metrics.json").exists() or not (d / "best.pt").exists():
-        continue
-    model, meta = load_checkpoint(d / "best.pt")
-    for f in ("metrics.json", "summary.json", "best.pt"):
-        note_file_read(d / f)                      # the page is stale once the run moves on
-    hist = json.loads((d / "metrics.json").read_text())
-    done = (d / "summary.json").exists()
-    s = json.loads((d / "summary.json").read_text()) if done else {}
+for run in converged_runs(long_runs):
+    hist, s = run["history"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
-    long.append({"run": d.name, "model": s.get("model", d.name.rsplit("_", 1)[-1]), "classes": len(meta["classes"]),
-                 "status": "finished" if done else "training", "params (paper formula)": cost_report(model)["params_paper"],
+    long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),
+                 "status": "finished" if s else "training", "params (paper formula)": cost_report(run["module"])["params_paper"],
                  "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
-                 "test acc %": 100 * s["test_acc"] if done else float("nan"),
+                 "test acc %": 100 * s["test_acc"] if s else float("nan"),
                  "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist,
-                 "_model": model, "_meta": meta, "_data": s.get("data")})
+                 "_model": run["module"], "_meta": run["meta"], "_data": s["data"] if s else None})
 if long:
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for i, r in enumerate(long):
@@ -211,14 +197,13 @@ fig.tight_layout()
 # budgets differ, so only the ordering is comparable.
 
 # %%
-paper_acc = {"full": 94.9, "tiny": 90.0}
 fig, ax = plt.subplots(figsize=(6, 4))
 for tag in available:
     sub = results[results.data == tag]
     ax.plot(sub["MMAC/clip"], sub["test acc %"], "o-", label=f"ours: {tag}")
     for _, r in sub.iterrows():
         ax.annotate(r.model, (r["MMAC/clip"], r["test acc %"]), textcoords="offset points", xytext=(4, 4))
-ax.plot([zoo_table.loc[m, "MMAC per 1-s clip"] for m in paper_acc], list(paper_acc.values()), "k^",
+ax.plot([zoo_table.loc[m, "MMAC per 1-s clip"] for m in PAPER_TEST_ACC], list(PAPER_TEST_ACC.values()), "k^",
         label="paper (GSC, 35 words)")
 ax.set(xscale="log", xlabel="MMAC per 1-s clip", ylabel="test accuracy %")
 plain_log_ticks(ax)

@@ -34,17 +34,13 @@ long_runs = "checkpoints/trained"   # folder of the runs trained to convergence 
 from sedge.parameters import check_namespace
 check_namespace(globals(), "intro")
 
-import json
-
 import pandas as pd
 
 from sedge.compare import collect
-from sedge.config import PAPER_PARAMS
+from sedge.config import PAPER_PARAMS, PAPER_TEST_ACC
 from sedge.cost import cost_report
-from sedge.paths import REPO
-from sedge.stages import note_file_read
+from sedge.experiments import converged_runs
 from sedge.plots import book_style, styled
-from sedge.train import load_checkpoint
 
 book_style()
 
@@ -57,24 +53,16 @@ book_style()
 # measured here. A run still training shows its best validation accuracy so far.
 
 # %% tags=["hide-input"]
-PAPER_ACC = {"full": 94.9, "tiny": 90.0}            # quoted: the paper's test accuracy on GSC v0.02 (35 words)
 rows = []
-root = None if long_runs is None else REPO / long_runs
-for d in sorted(root.iterdir()) if root is not None and root.is_dir() else []:
-    if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):
-        continue
-    for f in ("metrics.json", "summary.json", "best.pt"):
-        note_file_read(d / f)                      # the page is stale once the run moves on
-    hist = json.loads((d / "metrics.json").read_text())
-    s = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
-    model, meta = load_checkpoint(d / "best.pt")
-    name = s["model"] if s else d.name.rsplit("_", 1)[-1]
-    c = cost_report(model)
+for run in converged_runs(long_runs):
+    hist, s, name = run["history"], run["summary"], run["model"]
+    c = cost_report(run["module"])
     rows.append({"model": name, "params": c["params_paper"], "MMAC/clip": c["mmac_per_clip"],
                  "epochs": f"{len(hist)}" if s else f"{len(hist)} so far",
                  "val %": 100 * max(h["val_acc"] for h in hist),
                  "test %": 100 * s["test_acc"] if s else float("nan"),
-                 "paper params (quoted)": PAPER_PARAMS[name], "paper GSC-35 test % (quoted)": PAPER_ACC.get(name, float("nan"))})
+                 "paper params (quoted)": PAPER_PARAMS[name],
+                 "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(name, float("nan"))})
 pd.DataFrame(rows) if rows else print(f"no runs in {long_runs}")
 
 # %% [markdown]

@@ -28,6 +28,7 @@ from pathlib import Path
 from .chapters import BOOK, NOTEBOOKS, executed_path, parameters_cell, read_source, source_notebooks
 from .paths import REPO, portable
 from .profiles import PROFILES, chapter_values, load_profile
+from .stages import environment
 
 def library_fingerprint(notebook: Path) -> str:
     """Fingerprint of the library code the chapter runs: the ``sedge`` modules its code cells import,
@@ -199,22 +200,13 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
     import papermill as pm
     tmp = dst.with_suffix(".running.ipynb")
     source_nb = read_source(src)
-    import os
     with tempfile.TemporaryDirectory() as d:
         source = Path(d) / f"{src.stem}.ipynb"
         nbformat.write(source_nb, str(source))
         log = Path(d) / "stages.jsonl"            # the kernel appends every stage it reads (sedge.stages)
-        before = os.environ.get("SEDGE_STAGE_LOG")
-        os.environ["SEDGE_STAGE_LOG"] = str(log)
-        try:
-            with _quiet_papermill_inference():
-                pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
-                                    progress_bar=progress, log_output=False)
-        finally:
-            if before is None:
-                os.environ.pop("SEDGE_STAGE_LOG", None)
-            else:
-                os.environ["SEDGE_STAGE_LOG"] = before
+        with environment(SEDGE_STAGE_LOG=str(log)), _quiet_papermill_inference():
+            pm.execute_notebook(str(source), str(tmp), parameters=params, cwd=str(REPO), kernel_name="python3",
+                                progress_bar=progress, log_output=False)
         stages_read = _stages_read(log)
     nb = nbformat.read(str(tmp), as_version=4)
     prov = provenance()
@@ -327,20 +319,15 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
             todo.append((src, dst, params, key))
     print(f"profile {profile!r}: {len(todo)} notebook(s) to execute"
           + (": " + ", ".join(t[0].stem for t in todo) if todo else " (all up to date)"))
-    before = os.environ.get("SEDGE_STAGES")
-    if variant and before != "readonly":
-        os.environ["SEDGE_STAGES"] = "protect"        # the kernels inherit it: committed stages are never overwritten
-    try:
+    mode = os.environ.get("SEDGE_STAGES")
+    if variant and mode != "readonly":
+        mode = "protect"        # the kernels inherit it: committed stages are never overwritten
+    with environment(SEDGE_STAGES=mode):
         for i, (src, dst, params, key) in enumerate(todo, 1):
             t0 = time.time()
             print(f"[{i}/{len(todo)}] executing {src.name} → {portable(dst)}", flush=True)
             execute(src, dst, params, key, profile, overrides=overrides.get(src.stem))
             print(f"[{i}/{len(todo)}] {src.name} done in {time.time() - t0:.0f} s", flush=True)
-    finally:
-        if before is None:
-            os.environ.pop("SEDGE_STAGES", None)
-        else:
-            os.environ["SEDGE_STAGES"] = before
     if build:
         refresh_parameter_tables(root)
         return build_book(root)

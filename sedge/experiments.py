@@ -15,10 +15,10 @@ from pathlib import Path
 from .config import TrainConfig, model_config
 from .data import load_data
 from .paths import REPO, atomic_write_json, portable
-from .stages import StageMissing, begin, commit, file_digest, finished, stage_key
+from .stages import StageMissing, begin, commit, environment, file_digest, finished, stage_key
 from .train import load_checkpoint, train
 
-__all__ = ["StageMissing", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
+__all__ = ["StageMissing", "converged_runs", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
            "finetuned_run", "memo_path", "run_dir_for", "stages_readonly"]
 
 #: The library code each kind of stage runs (its key holds their fingerprint).
@@ -62,19 +62,37 @@ def load_run(run_dir: str | Path):
     return model, meta, history
 
 
+def converged_runs(root: str | Path | None) -> list[dict]:
+    """The runs of ``sedge train`` under ``root`` (each a folder with ``best.pt`` and ``metrics.json``),
+    sorted by folder name; a missing or ``None`` root gives none.
+
+    Each is ``{run_dir, model (name), module, meta, history, summary}`` with ``summary`` ``None`` while
+    the run is still training (no test accuracy yet). Every file read is noted in the stage log, so a
+    chapter that shows the runs is stale once one of them moves on."""
+    from .stages import note_file_read
+    if root is None:
+        return []
+    root = Path(root)
+    root = root if root.is_absolute() else REPO / root
+    runs = []
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):
+            continue
+        for f in ("metrics.json", "summary.json", "best.pt"):
+            note_file_read(d / f)
+        module, meta = load_checkpoint(d / "best.pt")
+        summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
+        name = summary["model"] if summary else meta["model_cfg"]["name"]
+        runs.append({"run_dir": d, "model": name, "module": module, "meta": meta,
+                     "history": json.loads((d / "metrics.json").read_text()), "summary": summary})
+    return runs
+
+
 @contextmanager
 def stages_readonly():
     """Within the block, stages are only read (SEDGE_STAGES=readonly), whatever the environment says."""
-    import os
-    before = os.environ.get("SEDGE_STAGES")
-    os.environ["SEDGE_STAGES"] = "readonly"
-    try:
+    with environment(SEDGE_STAGES="readonly"):
         yield
-    finally:
-        if before is None:
-            os.environ.pop("SEDGE_STAGES", None)
-        else:
-            os.environ["SEDGE_STAGES"] = before
 
 
 def memo_key(checkpoint: str | Path, data_spec: str, max_val: int | None, method: str) -> dict:

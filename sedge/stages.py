@@ -28,6 +28,8 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .paths import atomic_write_json, portable
@@ -35,6 +37,27 @@ from .paths import atomic_write_json, portable
 RECORD = "stage.json"
 LEGACY_CONFIG = "config.json"
 LEGACY_SOURCE = "source.sha256"
+
+
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Within the block, ``os.environ[name] = value`` for each keyword (``None`` unsets it); every
+    variable is restored afterwards, also on error. Child processes (the notebook kernels) inherit
+    the values, which is how the book runner sets ``SEDGE_STAGES`` and ``SEDGE_STAGE_LOG``."""
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 class StageMissing(RuntimeError):

@@ -178,3 +178,41 @@ def test_a_baseline_resume_with_another_recipe_is_refused(tmp_path, monkeypatch)
     with pytest.raises(ValueError, match=r"another recipe \(differs in \['epochs', 'lr'\]\)"):
         BT.train_baseline(model, data, tmp_path, epochs=3, lr=0.02, batch_size=8, max_steps=2, progress=False)
     BT.train_baseline(model, data, tmp_path, epochs=2, lr=0.01, batch_size=8, max_steps=2, progress=False)   # resumes
+
+
+def test_environment_sets_and_restores_variables_also_on_error(monkeypatch):
+    import os
+    monkeypatch.setenv("SEDGE_STAGES", "adopt")
+    monkeypatch.delenv("SEDGE_STAGE_LOG", raising=False)
+    with pytest.raises(KeyError):
+        with stages.environment(SEDGE_STAGES="readonly", SEDGE_STAGE_LOG="/tmp/log"):
+            assert os.environ["SEDGE_STAGES"] == "readonly" and os.environ["SEDGE_STAGE_LOG"] == "/tmp/log"
+            raise KeyError("inside")
+    assert os.environ["SEDGE_STAGES"] == "adopt" and "SEDGE_STAGE_LOG" not in os.environ
+    with stages.environment(SEDGE_STAGES=None):
+        assert "SEDGE_STAGES" not in os.environ
+    assert os.environ["SEDGE_STAGES"] == "adopt"
+
+
+def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tmp_path, monkeypatch):
+    from sedge.config import model_config
+    from sedge.experiments import converged_runs
+    from sedge.model import build_model
+    from sedge.train import save_checkpoint
+    model = build_model(model_config("tiny", n_classes=3))
+    meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
+    hist = [{"epoch": 1, "val_acc": 0.5, "train_acc": 0.4, "seconds": 1.0}]
+    for name in ("a_tiny", "b_tiny"):
+        save_checkpoint(tmp_path / name / "best.pt", model, meta)
+        (tmp_path / name / "metrics.json").write_text(json.dumps(hist))
+    (tmp_path / "b_tiny" / "summary.json").write_text(json.dumps({"model": "tiny", "test_acc": 0.45, "data": "mini"}))
+    (tmp_path / "c_empty").mkdir()                                   # no best.pt: not a run
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))
+    runs = converged_runs(tmp_path)
+    assert [r["run_dir"].name for r in runs] == ["a_tiny", "b_tiny"]
+    assert runs[0]["summary"] is None and runs[1]["summary"]["test_acc"] == 0.45
+    assert all(r["model"] == "tiny" and r["meta"]["classes"] == ["a", "b", "c"] for r in runs)
+    noted = [json.loads(line)["stage"] for line in log.read_text().splitlines()]
+    assert sum(n.endswith("summary.json") for n in noted) == 2       # also the missing one: it may appear
+    assert converged_runs(None) == [] and converged_runs(tmp_path / "absent") == []
