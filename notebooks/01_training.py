@@ -43,8 +43,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from IPython.display import Markdown, display
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
+from sedge.plots import audio_table, book_style, legend_below, panels, plain_log_ticks
 from sedge.config import PAPER_PARAMS, PAPER_TEST_ACC, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import available_datasets, load_data
@@ -178,16 +179,42 @@ results
 # ## Learning curves
 
 # %%
+colour = {m: f"C{i}" for i, m in enumerate(ZOO)}          # one colour per model, train and validation alike
 fig, axes = panels(len(available), height=3.8)
 for ax, tag in zip(axes, available):
     for m in [m for t, m in runs if t == tag]:
         hist = load_run(runs[tag, m]["run_dir"])[2]
         ep = [h["epoch"] for h in hist]
-        ax.plot(ep, [100 * h["val_acc"] for h in hist], "-o", label=f"{m} validation")
-        ax.plot(ep, [100 * h["train_acc"] for h in hist], "--", label=f"{m} train")
+        ax.plot(ep, [100 * h["val_acc"] for h in hist], "-o", color=colour[m], label=f"{m} validation")
+        ax.plot(ep, [100 * h["train_acc"] for h in hist], "--", color=colour[m], label=f"{m} train")
     ax.set(title=tag, xlabel="epoch", ylabel="accuracy %")
-    ax.legend(fontsize=8)
-fig.tight_layout()
+legend_below(fig, axes, ncol=4)
+
+# %% [markdown]
+# ## Listen
+#
+# Test clips of the synthetic set, one per word, with what the best model of this profile on that
+# set (chosen on validation) hears; then clips it gets wrong. The real Speech Commands clips are not
+# embedded: the excerpt is not redistributed with the book.
+
+# %%
+synthetic = [(t, m) for t, m in runs if t.startswith("synthetic")]
+if synthetic:
+    tag, m = max(synthetic, key=lambda k: runs[k]["val_acc"])
+    model, meta, _ = load_run(runs[tag, m]["run_dir"])
+    test = load_data(available[tag]).restrict_to(meta["classes"]).test
+    xt, yt = test.tensors(*meta["norm"])
+    pred = predict(model, xt, batch_size=16).argmax(1).numpy()
+    classes, y = meta["classes"], yt.numpy()
+    first = [int(np.flatnonzero(y == c)[0]) for c in range(len(classes)) if (y == c).any()]
+    wrong = [int(i) for i in np.flatnonzero(pred != y)[:6]]
+    print(f"{m} on {tag}: test accuracy {100 * (pred == y).mean():.1f} % ({len(y)} clips)")
+    for title, idx in (("one clip per word", first), ("misclassified", wrong)):
+        display(Markdown(f"**{title}**"))
+        display(audio_table(test.waves[idx], [{"clip": i, "word": classes[y[i]], "model hears": classes[pred[i]]}
+                                              for i in idx]))
+else:
+    print("no synthetic data set in this profile")
 
 # %% [markdown]
 # ## Accuracy per model size

@@ -50,8 +50,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.config import PAPER_PARAMS
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
 from sedge.cost import cost_report
 from sedge.data import available_datasets, load_data
 from sedge.experiments import finetuned_run, load_run, pruned_run, run_dir_for
@@ -78,7 +77,7 @@ for (tag, m, b), s in searches.items():
                  "search s": s["search_seconds"], "configs evaluated": s["configurations_evaluated"],
                  "val clips": s["n_val"]})
 table = pd.DataFrame(rows)
-table.round(2)
+show_table(table, ["data", "model", "budget pp"])
 
 # %% [markdown]
 # ## Trajectories
@@ -94,15 +93,14 @@ for ax, (tag, m) in zip(axes, keys):
     big = searches[tag, m, max(budgets)]
     steps = pd.DataFrame(big["steps"])
     ax.plot(steps["params"], steps["val_acc"], "-", color="0.6", lw=0.8)
-    for b in sorted(budgets):
+    for i, b in enumerate(sorted(budgets)):        # one colour per budget in every panel
         s = searches[tag, m, b]
-        ax.plot(s["params_after"], s["val_acc_after"], "o", label=f"{b} pp: val")
-        ax.plot(s["params_after"], s["test_acc_after"], "x", color=ax.lines[-1].get_color(), label=f"{b} pp: test")
+        ax.plot(s["params_after"], s["val_acc_after"], "o", color=f"C{i}", label=f"{b} pp: validation")
+        ax.plot(s["params_after"], s["test_acc_after"], "x", color=f"C{i}", label=f"{b} pp: test")
     ax.axhspan(big["val_acc_before"] - 0.5, big["val_acc_before"], color="0.9")
     ax.plot(big["params_before"], big["test_acc_before"], "k+", ms=10, label="unpruned test")
     ax.set(title=f"{m} on {tag}", xlabel="parameters (paper formula)", ylabel="accuracy %")
-    ax.legend(fontsize=6)
-fig.tight_layout()
+legend_below(fig, axes, ncol=4)
 
 # %% [markdown]
 # ## At the paper's budget, next to the paper
@@ -118,8 +116,8 @@ at = table[table["budget pp"] == 0.5].copy() if 0.5 in budgets else table.copy()
 at["paper Δparams %"] = at["model"].map(paper)
 at["val drop pp"] = at["val before"] - at["val after"]
 at["test drop pp"] = at["test before"] - at["test after"]
-at[["data", "model", "budget pp", "states", "params", "Δparams %", "ΔMACs %", "val drop pp", "test drop pp",
-    "paper Δparams %", "search s", "val clips"]].round(2)
+show_table(at[["data", "model", "budget pp", "states", "params", "Δparams %", "ΔMACs %", "val drop pp",
+              "test drop pp", "paper Δparams %", "search s", "val clips"]], ["data", "model", "budget pp"])
 
 # %% [markdown]
 # ## Budget sweep
@@ -159,7 +157,7 @@ for (tag, m, b), s in searches.items():
                     "best epoch": f["best_epoch"],
                     "within 0.5 pp after fine-tuning": 100 * f["val_acc"] >= s["val_acc_before"] - 0.5})
 finetuned = pd.DataFrame(ft_rows)
-finetuned.round(2)
+show_table(finetuned, ["data", "model", "budget pp"])
 
 # %% [markdown]
 # ## Pruning and step scale together
@@ -209,12 +207,12 @@ fig, axes = panels(len(keys), height=3.5)
 for ax, (tag, m) in zip(axes, keys):
     g = front[(front.data == tag) & (front.model == m)]
     for kind, h in g.groupby("kind"):
-        ax.plot(h["kMAC/sample"], h["val acc %"], "o" if kind == "unpruned" else "s", mfc="none", label=kind)
+        ax.plot(h["kMAC/sample"], h["val acc %"], "o" if kind == "unpruned" else "s", mfc="none",
+                color="C0" if kind == "unpruned" else "C1", label=f"{kind} (validation)")
     f = g[g.front].sort_values("kMAC/sample")
     ax.step(f["kMAC/sample"], f["val acc %"], "k-", where="post", lw=0.8, label="front (val)")
     ax.plot(f["kMAC/sample"], f["test acc %"], "k x", label="front: test")
     ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
     plain_log_ticks(ax)
-    ax.legend(fontsize=6)
-fig.tight_layout()
+legend_below(fig, axes, ncol=4)
 front[front.front].drop(columns=["scale", "front"]).round(2)

@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style
+from sedge.plots import book_style, show_table
 from sedge.baselines.experiments import baseline_run, dcase_costs, filter_pruned_run
 from sedge.baselines.filter_pruning import filter_signatures
 from sedge.baselines.train import load_baseline
@@ -133,7 +133,7 @@ for tag, spec in available.items():
                      "test % before": 100 * u["test_acc"], "test % pruned": 100 * p["test_acc"], "test % fine-tuned": 100 * f["test_acc"],
                      "FT best epoch": f["best_epoch"]})
 results = pd.DataFrame(rows)
-results.round(2)
+show_table(results, ["data", "pruned"])
 
 # %% [markdown]
 # ## Next to the paper

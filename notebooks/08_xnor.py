@@ -64,7 +64,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
+from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
 from sedge.baselines.acdnet import cost
 from sedge.baselines.experiments import XNOR_VARIANTS, baseline_run, compressed_run
 from sedge.baselines.train import load_baseline
@@ -115,7 +115,7 @@ f = xnor_table[xnor_table.network == "float"].set_index("data")
 x = xnor_table[xnor_table.network == "XNOR"].set_index("data")
 gap["weight memory ÷"] = (f["weight kB (cost model)"] / x["weight kB (cost model)"]).reindex(gap["data"]).to_numpy()
 gap["effective MACs ÷"] = (f["effective MMACs"] / x["effective MMACs"]).reindex(gap["data"]).to_numpy()
-display(gap.sort_values("classes").round(2))
+show_table(gap.sort_values("classes"), ["data", "classes"])
 g = gap.sort_values("classes")
 fig, axes = panels(1 + len(g), height=3.4)
 ax = axes[0]

@@ -110,18 +110,19 @@ for i, r in df[df.family == "S-Edge"].reset_index(drop=True).iterrows():
     cpp = CppModel(build_shared(generate_cpp(d, work / f"m{i}")))
     lat.append({**r.drop("checkpoint").to_dict(), "µs/clip": 1e6 * best_cpu_seconds(lambda: cpp.classify(one), timing_reps)})
 lat = pd.DataFrame(lat)
-fig, axes = panels(len(tags), height=3.6)
-for ax, tag in zip(axes, tags):
+shown = [t for t in tags if len(lat) and (lat.data == t).any()]      # data sets with S-Edge rows
+colour = {m: f"C{i}" for i, m in enumerate(sorted(lat.model.unique()))} if len(lat) else {}
+fig, axes = panels(len(shown), height=3.6) if shown else (None, [])
+for ax, tag in zip(axes, shown):
     g = lat[lat.data == tag]
     for m, h in g.groupby("model"):
-        ax.plot(h["µs/clip"], h["test %"], "o", mfc="none", label=m)
-    if len(g):
-        front = g[pareto_mask(g["µs/clip"].to_numpy(), g["val %"].to_numpy())].sort_values("µs/clip")
-        ax.step(front["µs/clip"], front["test %"], "k-", where="post", lw=0.8)
+        ax.plot(h["µs/clip"], h["test %"], "o", mfc="none", color=colour[m], label=m)
+    front = g[pareto_mask(g["µs/clip"].to_numpy(), g["val %"].to_numpy())].sort_values("µs/clip")
+    ax.step(front["µs/clip"], front["test %"], "k-", where="post", lw=0.8, label="front (chosen on validation)")
     ax.set(xscale="log", title=tag, xlabel="C++ µs per 1-s clip", ylabel="test accuracy %")
     plain_log_ticks(ax)
-    ax.legend(fontsize=7)
-fig.tight_layout()
+if shown:
+    legend_below(fig, axes, ncol=5)
 lat[["data", "model", "method", "params", "µs/clip", "val %", "test %"]].round(1)
 
 

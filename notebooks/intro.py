@@ -95,7 +95,7 @@ for tag, by_data in df.groupby("data", sort=False):
             glance.append({"family": family, "model": "–", "method": "none within 1 pp"})
     display(Markdown(f"**{tag}** — {DATA_NAMES.get(tag, tag)}"))
     table = pd.DataFrame(glance)[["family", "model", "method", "params", "MMAC/clip", "val %", "test %"]]
-    display(styled(table).set_properties(subset=["family", "model", "method"], **{"text-align": "left"}))
+    display(styled(table))
 
 # %% [markdown]
 # Chance level is one over the number of classes: 10 % on the ten synthetic words, 12.5 % on the

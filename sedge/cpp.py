@@ -158,6 +158,27 @@ void sedge_classify_stream(const float* wave, int n, float* logits);  // {classi
 """
 
 
+STATE_MULTIPLE = 4       # states per layer padded to a multiple of this (2P then fills whole 8-float vectors)
+
+
+def pad_states(d: dict, multiple: int = STATE_MULTIPLE) -> dict:
+    """``d`` with each layer's P states padded with zero states up to a multiple of ``multiple``:
+    λ̄ = 0, zero B̄ rows, b̄ = 0 and zero C columns, so a padded state stays 0 and the output is the
+    same. Without it a reduced order such as P = 11 leaves 2P = 22 columns, 6 of them on the
+    scalar path of the vector kernels, and a pruned layer can run slower than its parent."""
+    layers = []
+    for l in d["layers"]:
+        extra = -l["P"] % multiple
+        if extra:
+            l = {**l, "P": l["P"] + extra,
+                 "lam_bar": np.concatenate([l["lam_bar"], np.zeros(extra, l["lam_bar"].dtype)]),
+                 "B": np.concatenate([l["B"], np.zeros((extra, l["B"].shape[1]), l["B"].dtype)]),
+                 "b": np.concatenate([l["b"], np.zeros(extra, l["b"].dtype)]),
+                 "C": np.concatenate([l["C"], np.zeros((l["C"].shape[0], extra), l["C"].dtype)], axis=1)}
+        layers.append(l)
+    return {**d, "layers": layers}
+
+
 def generate_cpp(d: dict, out_dir: str | Path) -> Path:
     """Write the C++ project for export dict ``d`` into ``out_dir``; returns the folder.
 
@@ -168,7 +189,9 @@ def generate_cpp(d: dict, out_dir: str | Path) -> Path:
 
     The streaming path applies them one sample at a time; the whole-clip path cuts the clip into
     blocks and turns the two projections into small dense matrix products (``gemm``), computing a
-    layer's output only at the rows the next layer consumes."""
+    layer's output only at the rows the next layer consumes. States are first padded to a multiple
+    of :data:`STATE_MULTIPLE` (:func:`pad_states`); the memory figures count the padding."""
+    d = pad_states(d)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     L = len(d["layers"])
@@ -381,6 +404,18 @@ def best_cpu_seconds(fn: Callable[[], object], reps: int) -> float:
         fn()
         best = min(best, time.process_time() - t)
     return best
+
+def interleaved_cpu_seconds(fns: dict, reps: int, rounds: int = 3) -> dict:
+    """:func:`best_cpu_seconds` of every function in ``fns`` (key → callable), in ``rounds`` rounds
+    that each time every function once more, the minimum over rounds kept: a burst of load on a
+    shared machine then slows all programs alike instead of the one that was being timed, so the
+    ratios between them (pruned against unpruned) hold."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            best[k] = min(best[k], best_cpu_seconds(fn, reps))
+    return best
+
 
 def find_compiler() -> str:
     for cand in (os.environ.get("CXX"), "g++", "clang++", "c++"):

@@ -70,7 +70,8 @@ def column_format(name: str, values):
 
 
 def styled(df):
-    """A pandas Styler of ``df`` for the book: no positional index, per-column number formats."""
+    """A pandas Styler of ``df`` for the book: no positional index, per-column number formats,
+    text columns aligned left (the book's CSS aligns cells right)."""
     import pandas as pd
     formats = {c: column_format(c, df[c]) for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
                and not pd.api.types.is_bool_dtype(df[c])}
@@ -79,10 +80,34 @@ def styled(df):
     spec: dict = {c: f for c, f in formats.items() if f}
     spec.update({c: (lambda v: "-".join(map(str, v))) for c in lists})   # step scales, states as 1-9-54
     st = df.style.format(spec, na_rep="–")
+    text = [c for c in df.columns if c not in formats]
+    if text:                      # words read from the left, numbers line up on the right
+        st = st.set_properties(subset=text, **{"text-align": "left"})
     if isinstance(df.index, pd.RangeIndex) or (df.index.name is None and df.index.nlevels == 1
                                                and pd.api.types.is_integer_dtype(df.index)):
         st = st.hide(axis="index")
     return st
+
+
+def split_columns(df, keys, max_columns: int = 10) -> list:
+    """``df`` as a list of tables of at most ``max_columns`` columns that all begin with the ``keys``
+    columns (what identifies a row), the other columns in their order; one table when it fits."""
+    keys = [k for k in keys if k in df.columns]
+    rest = [c for c in df.columns if c not in keys]
+    width = max_columns - len(keys)
+    if width < 1:
+        raise ValueError(f"{len(keys)} key columns leave no room within {max_columns} columns")
+    if len(df.columns) <= max_columns:
+        return [df]
+    return [df[keys + rest[i:i + width]] for i in range(0, len(rest), width)]
+
+
+def show_table(df, keys, max_columns: int = 10) -> None:
+    """Display ``df`` in the book as :func:`styled` tables of at most ``max_columns`` columns, each
+    repeating the ``keys`` columns (a wide table overflows the page)."""
+    from IPython.display import display
+    for part in split_columns(df, keys, max_columns):
+        display(styled(part))
 
 
 def book_style() -> None:
@@ -92,5 +117,28 @@ def book_style() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 9, "axes.titlesize": 9,
                          "legend.fontsize": 8, "figure.max_open_warning": 0})
     pd.DataFrame._repr_html_ = lambda self: styled(self).to_html()   # type: ignore[method-assign]
-    import warnings
-    warnings.filterwarnings("ignore", category=UserWarning, module="torch")
+
+
+# ---- audio ----------------------------------------------------------------------------------
+def audio_table(waves, rows: list[dict], rate: int = 16_000):
+    """An HTML table with one row per clip: the fields of ``rows[i]`` and a player for ``waves[i]``
+    (int16 samples, embedded in the page as a base64 WAV, so the book plays it offline). Only for
+    clips the project may publish (the synthetic set), never the real Speech Commands excerpt."""
+    import base64
+    import html
+    import io
+
+    import numpy as np
+    import soundfile as sf
+    from IPython.display import HTML
+    if len(waves) != len(rows):
+        raise ValueError(f"{len(waves)} clips but {len(rows)} rows")
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in (rows[0] if rows else {})) + "<th>listen</th>"
+    body = []
+    for wave, row in zip(waves, rows):
+        buf = io.BytesIO()
+        sf.write(buf, np.asarray(wave, np.int16), rate, format="WAV", subtype="PCM_16")
+        src = "data:audio/wav;base64," + base64.b64encode(buf.getvalue()).decode()
+        cells = "".join(f"<td style='text-align: left'>{html.escape(str(v))}</td>" for v in row.values())
+        body.append(f"<tr>{cells}<td><audio controls preload='none' src='{src}'></audio></td></tr>")
+    return HTML(f"<table class='sedge-audio'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

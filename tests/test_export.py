@@ -150,3 +150,16 @@ def test_best_cpu_seconds_warms_up_then_takes_the_minimum():
     assert len(calls) == 5
     long = best_cpu_seconds(lambda: sum(i * i for i in range(200000)), 1)
     assert 0 <= t < long / 3                 # the short calls (10× less work), not a long one or their mean
+
+
+def test_padding_states_for_the_cpp_vectors_changes_no_output():
+    from sedge.cpp import pad_states
+    m = model_with_stats()
+    m.layers[2] = reduce_layer(m.layers[2], 6)
+    m.cfg = type(m.cfg).from_dict({**m.cfg.to_dict(), "states": tuple(l.P for l in m.layers)})
+    d = export_dict(m, [1, 2, 6], norm=(0.001, 0.1))
+    padded = pad_states(d)
+    before, after = [l["P"] for l in d["layers"]], [l["P"] for l in padded["layers"]]
+    assert before[2] % 4 and after == [-(-p // 4) * 4 for p in before], (before, after)
+    x = real_clips(2).astype(np.float64)
+    assert np.array_equal(reference_logits(padded, x), reference_logits(d, x))

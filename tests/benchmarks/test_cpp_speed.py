@@ -117,3 +117,43 @@ def test_cpp_fixed_point_time_and_memory(name, steps, benchmark):
           f"{r['float_state_bytes']:,} B")
     benchmark.extra_info.update(r)
     assert r["fixed_ms"] > 0 and r["fixed_weight_bytes"] < r["float_weight_bytes"]
+
+
+PRUNED_SCRIPT = r"""
+import json, sys, tempfile
+import numpy as np, torch
+torch.set_num_threads(1)
+from sedge.config import model_config
+from sedge.cpp import CppModel, build_shared, generate_cpp, interleaved_cpu_seconds
+from sedge.export import export_dict
+from sedge.model import build_model
+name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
+parent = model_config(name, n_classes=35)
+x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
+progs = {}
+for i in range(len(parent.states)):          # each layer in turn cut to 70 % of its states, the rest kept
+    states = tuple(max(1, round(0.7 * p)) if j == i else p for j, p in enumerate(parent.states))
+    progs[states] = build_model(model_config(name, n_classes=35, states=states), seed=0).eval()
+progs[parent.states] = build_model(parent, seed=0).eval()
+cpp = {k: CppModel(build_shared(generate_cpp(export_dict(m, steps), tempfile.mkdtemp()))) for k, m in progs.items()}
+times = interleaved_cpu_seconds({k: (lambda c=c: c.classify(x)) for k, c in cpp.items()}, 10 if name == "tiny" else 3)
+print(json.dumps({"parent": list(parent.states), "ms": {"-".join(map(str, k)): 1e3 * v for k, v in times.items()}}))
+"""
+
+
+@pytest.mark.parametrize("name,steps", [("tiny", (1, 9, 54)), ("tiny", (1, 1, 1)), ("s", (1, 2, 2, 6, 18, 54))])
+def test_a_pruned_layer_is_never_slower_than_its_parent(name, steps, benchmark):
+    """Cutting one layer's states (to a count that is no multiple of 8) must not make the C++ slower."""
+    def run():
+        out = subprocess.run([sys.executable, "-c", PRUNED_SCRIPT, name, ",".join(map(str, steps))],
+                             capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    parent = "-".join(map(str, r["parent"]))
+    base = r["ms"][parent]
+    ratios = {k: v / base for k, v in r["ms"].items() if k != parent}
+    print(f"\n{name} {list(steps)}: parent {parent} {1e3 * base:.0f} µs; pruned / parent: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+    benchmark.extra_info.update(r)
+    assert max(ratios.values()) <= 1.05, ratios
