@@ -46,10 +46,10 @@ import torch
 from IPython.display import Markdown, display
 
 from sedge.plots import audio_table, book_style, legend_below, panels, plain_log_ticks
-from sedge.config import PAPER_PARAMS, PAPER_TEST_ACC, ZOO, model_config
+from sedge.config import PAPER_PARAMS, ZOO, model_config
 from sedge.cost import cost_report
 from sedge.data import available_datasets, load_data
-from sedge.experiments import converged_runs, load_run, trained_run
+from sedge.experiments import PAPER_TEST_ACC, converged_runs, load_run, trained_run
 from sedge.train import confusion_matrix, predict
 from sedge.model import build_model
 

@@ -37,9 +37,9 @@ check_namespace(globals(), "intro")
 import pandas as pd
 
 from sedge.compare import collect
-from sedge.config import PAPER_PARAMS, PAPER_TEST_ACC
+from sedge.config import PAPER_PARAMS
 from sedge.cost import cost_report
-from sedge.experiments import converged_runs
+from sedge.experiments import PAPER_TEST_ACC, converged_runs
 from sedge.plots import book_style, styled
 
 book_style()

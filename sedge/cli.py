@@ -87,9 +87,13 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     import numpy as np
     import torch
     from .data import load_data
-    from .train import accuracy, confusion_matrix, load_checkpoint, predict
-    model, meta = load_checkpoint(a.checkpoint)
+    from .checkpoints import read_checkpoint
+    from .train import accuracy, confusion_matrix, predict
+    ck = read_checkpoint(a.checkpoint)               # S-Edge or baseline: the same evaluation
+    model, meta = ck.model, ck.meta
     if a.step_scale:
+        if ck.family != "sedge":
+            raise ValueError(f"--step-scale applies to S-Edge checkpoints; {a.checkpoint} is a {ck.family_name} checkpoint")
         model.set_step_scale(a.step_scale)
     data = load_data(a.data).restrict_to(meta["classes"])
     if a.split is None:              # a folder other than the training data: every clip counts
@@ -107,7 +111,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     cm = confusion_matrix(pred, y.numpy(), len(meta["classes"]))
     names = [meta["classes"][i] for i in present]
     print(f"{a.split} accuracy on {len(y)} clips ({len(present)} of the model's {len(meta['classes'])} labels): "
-          f"{100 * accuracy(logits, y):.2f} %   step scale {model.step_scale}")
+          f"{100 * accuracy(logits, y):.2f} %   " + (f"step scale {model.step_scale}" if ck.family == "sedge"
+                                                      else ck.family_name))
     w = max(len(n) for n in names) + 1
     print(" " * w + " ".join(f"{n[:5]:>5}" for n in names))
     for i, n in zip(present, names):
@@ -166,8 +171,12 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     from .cpp import build_cli, build_shared, generate_cpp
     from .export import export_dict, save_export
-    from .train import load_checkpoint
-    model, meta = load_checkpoint(a.checkpoint)
+    from .checkpoints import read_checkpoint
+    ck = read_checkpoint(a.checkpoint)
+    if ck.family != "sedge":
+        raise ValueError(f"{a.checkpoint} is a {ck.family_name} checkpoint: the C++ export is generated for "
+                         f"S-Edge checkpoints only (`sedge evaluate` and `sedge cost` take every family)")
+    model, meta = ck.model, ck.meta
     d = export_dict(model, a.step_scale or list(model.step_scale), norm=tuple(meta.get("norm", (0.0, 1.0))),
                     classes=meta.get("classes"))
     out = Path(a.out)
@@ -198,9 +207,10 @@ def cmd_cost(a: argparse.Namespace) -> int:
     from .config import model_config
     from .cost import cost_report
     from .model import build_model
-    if a.checkpoint:
-        from .train import load_checkpoint
-        model, _ = load_checkpoint(a.checkpoint)
+    if a.checkpoint:                                 # any family, counted as its paper counts it
+        from .checkpoints import checkpoint_cost, read_checkpoint
+        print(json.dumps(checkpoint_cost(read_checkpoint(a.checkpoint), a.step_scale or None), indent=1))
+        return 0
     else:
         model = build_model(model_config(a.model, n_classes=a.classes))
     if a.step_scale:
@@ -297,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a checkpoint on a dataset",
                        description="Evaluate a checkpoint on any dataset, restricted to the labels the model knows.")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True,
+                   help="a .pt file of any family: S-Edge (best.pt, pruned.pt) or a baseline (DCASE CNN, ACDNet, "
+                        "XNOR ACDNet, transformer)")
     e.add_argument("--data", default="synthetic", help=DATA_HELP)
     e.add_argument("--split", default=None, choices=["train", "val", "test", "all"],
                    help="which clips to score: all of them (the default for data other than the model's "
@@ -307,10 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--device", default="auto", help=DEVICE_HELP)
     e.set_defaults(func=cmd_evaluate)
 
-    c = sub.add_parser("cost", help="parameters (paper and deployed) and MACs (both conventions)")
+    c = sub.add_parser("cost", help="parameters and MACs of a zoo model or of a checkpoint of any family",
+                       description="Parameters and MACs per 1-s clip. Without --checkpoint: a zoo model (paper and "
+                                   "deployed counts, both MAC conventions). With it: any checkpoint, counted as its "
+                                   "family's paper counts (S-Edge paper formula; DCASE CNN Keras counts; ACDNet "
+                                   "XNOR-effective MACs and weight bits; transformer projections and attention).")
     c.add_argument("--model", default="tiny", choices=["full", "l", "m", "s", "tiny"])
     c.add_argument("--classes", type=int, default=35)
-    c.add_argument("--checkpoint", default=None, help="cost of a trained (or pruned) checkpoint instead")
+    c.add_argument("--checkpoint", default=None, help="cost of a trained (or pruned) checkpoint of any family instead")
     c.add_argument("--step-scale", type=_step_scale, default=None, help="cumulative per-layer factors, e.g. 1,2,6")
     c.set_defaults(func=cmd_cost)
 
@@ -360,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("export", help="export a checkpoint (versioned .npz) and generate its C++17 project",
                        description="Fold the model at a step-scale list into an export dict (export.npz) and write "
                                    "a self-contained C++17 project (header, source, WAV CLI, CMakeLists.txt, README).")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--checkpoint", required=True, help="an S-Edge checkpoint (best.pt or pruned.pt)")
     x.add_argument("--step-scale", type=_step_scale, default=None, help="cumulative per-layer factors, e.g. 1,9,54")
     x.add_argument("--out", required=True, help="output folder")
     x.add_argument("--build", action="store_true", help="also compile the shared library and the CLI program")

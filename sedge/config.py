@@ -59,9 +59,6 @@ ZOO: dict[str, ModelConfig] = {
 
 # Parameter counts reported in the paper (SPEC §3), used by the tests and the book.
 PAPER_PARAMS: dict[str, int] = {"full": 141_381, "l": 56_333, "m": 27_621, "s": 20_377, "tiny": 8_413}
-# Test accuracy (%) the paper reports on Speech Commands v0.02 (35 words) for the end points of its
-# zoo, quoted in the book beside what is measured here (the abstract gives only this range).
-PAPER_TEST_ACC: dict[str, float] = {"full": 94.9, "tiny": 90.0}
 
 
 def model_config(name: str, n_classes: int = N_CLASSES_GSC, **overrides) -> ModelConfig:

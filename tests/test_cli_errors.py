@@ -128,3 +128,26 @@ def test_evaluate_scores_every_clip_of_another_folder(tmp_path, capsys, monkeypa
     out = capsys.readouterr().out
     assert rc == 0 and "all accuracy on 60 clips" in out
     assert np.sum(json.loads((tmp_path / "r.json").read_text())["confusion"]) == 60
+
+
+@pytest.mark.parametrize("kind,kwargs,family", [("dcase", {}, "DCASE CNN"),
+                                                ("acdnet", {"widths": [8, 16, 16, 32, 32, 48, 48, 64, 64], "xnor": True}, "ACDNet"),
+                                                ("transformer", {}, "transformer")])
+def test_evaluate_and_cost_take_baseline_checkpoints_and_export_says_it_is_for_s_edge(kind, kwargs, family, tmp_path, capsys):
+    from sedge.baselines.train import build_baseline, save_baseline
+    spec = "synthetic:n_speakers=10,words=yes+no+up"
+    data = load_data(spec)
+    model = build_baseline(kind, n_classes=len(data.classes), **kwargs)
+    ckpt = tmp_path / "best.pt"
+    save_baseline(ckpt, model, {"classes": data.classes, "norm": data.stats(), "data": spec, "epoch": 0, "val_acc": 0.0})
+    assert cli_main(["evaluate", "--checkpoint", str(ckpt), "--data", spec, "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"test accuracy on {len(data.test)} clips" in out and family in out
+    assert cli_main(["cost", "--checkpoint", str(ckpt)]) == 0
+    cost = json.loads(capsys.readouterr().out)
+    assert cost["family"] == family and cost["params"] > 0 and cost["macs_per_clip"] > 0
+    rc, err = run(["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "cpp")], capsys)
+    assert rc == 2 and f"is a {family} checkpoint" in err and "S-Edge checkpoints only" in err
+    assert not (tmp_path / "cpp").exists()
+    rc, err = run(["evaluate", "--checkpoint", str(ckpt), "--data", spec, "--step-scale", "1,2,6"], capsys)
+    assert rc == 2 and "--step-scale applies to S-Edge checkpoints" in err

@@ -216,3 +216,16 @@ def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tm
     noted = [json.loads(line)["stage"] for line in log.read_text().splitlines()]
     assert sum(n.endswith("summary.json") for n in noted) == 2       # also the missing one: it may appear
     assert converged_runs(None) == [] and converged_runs(tmp_path / "absent") == []
+
+
+def test_every_committed_stage_was_computed_by_the_current_code():
+    """An edit of a module a stage runs (sedge.config is in every training stage) makes the committed
+    stages stale: the book could no longer be rebuilt from them (SEDGE_STAGES=readonly). Retrain and
+    commit, or keep the edit out of those modules."""
+    from sedge.fingerprint import fingerprint
+    from sedge.paths import CHECKPOINTS, portable
+    current = {fingerprint(r) for r in (TRAIN_CODE, PRUNE_CODE, BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE)}
+    records = sorted(CHECKPOINTS.glob("quick/**/stage.json"))
+    assert records, "no committed stages found"
+    stale = [portable(r.parent) for r in records if json.loads(r.read_text())["key"].get("code") not in current]
+    assert not stale, f"{len(stale)} committed stages ran other code: {stale[:5]}"
