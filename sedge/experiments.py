@@ -15,7 +15,7 @@ from pathlib import Path
 from .config import TrainConfig, model_config
 from .data import load_data
 from .paths import REPO, atomic_write_json, portable
-from .stages import StageMissing, begin, commit, environment, file_digest, finished, stage_key
+from .stages import StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only, stage_key
 from .train import load_checkpoint, train
 
 __all__ = ["PAPER_TEST_ACC", "StageMissing", "converged_runs", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
@@ -115,6 +115,10 @@ def read_memo(memo_file: str | Path, key: dict) -> dict:
     memo_file = Path(memo_file)
     rec = memo_file.with_suffix(".key.json")
     if memo_file.exists() and rec.exists() and json.loads(rec.read_text()) == json.loads(json.dumps(key)):
+        return json.loads(memo_file.read_text())
+    if (os.environ.get("SEDGE_STAGES") == "adopt" and memo_file.exists() and rec.exists()
+            and machine_bound_only(json.loads(rec.read_text()), key)):
+        atomic_write_json(rec, key)                   # re-keyed to the content identity of its data
         return json.loads(memo_file.read_text())
     legacy = memo_file.with_suffix(".sha256")
     if (os.environ.get("SEDGE_STAGES") == "adopt" and memo_file.exists() and not rec.exists() and legacy.exists()

@@ -5,7 +5,7 @@ A stage's *key* is
     key = {config, inputs: {name: SHA-256 of each input file (checkpoints)},
            data: identity of the data it read, code: fingerprint of the library code it runs}
 
-(``data``: :func:`sedge.data.data_identity`; ``code``: :func:`sedge.fingerprint.fingerprint` of the
+(``data``: :func:`data_identity`, by content, the same on every machine; ``code``: :func:`sedge.fingerprint.fingerprint` of the
 modules that compute the stage — training stages do not name the pruning code, so an edit there
 recomputes pruning stages only). ``stage.json`` holds the key and the digests of the stage's result
 files, and is written last, atomically: it is the commit point (a chapter that read the stage
@@ -17,7 +17,10 @@ Modes (``SEDGE_STAGES``): unset — compute what is missing or stale; ``readonly
 stale stage is :class:`StageMissing` (rebuilding the book from committed stages); ``protect`` —
 compute missing stages but never replace one finished under another key (``sedge book --set``);
 ``adopt`` — a stage written before keys existed (``config.json`` only) whose configuration and
-input digest match is given its ``stage.json`` now, once, by explicit request; nothing is computed.
+input digest match is given its ``stage.json`` now, once, by explicit request, and a stage (or a
+pruning memo) whose key differs from the current one only in a folder identity of the old,
+machine-bound form (absolute path and modification times) is re-keyed to the content identity;
+nothing is computed. Both trust the person who asks: the data did not change.
 
 Every stage read or written is appended to ``$SEDGE_STAGE_LOG`` when set: the book runner records
 the stages a chapter read, so the chapter is stale once one of them changes.
@@ -81,9 +84,59 @@ def stage_key(config: dict, *, inputs: dict[str, str | Path] | None = None, data
            "inputs": {n: file_digest(p) if Path(p).is_file() else None for n, p in sorted((inputs or {}).items())},
            "code": fingerprint(code) if code else None}
     if data is not None:
-        from .data import data_identity
         key["data"] = data_identity(data)
     return key
+
+
+def data_identity(spec: str) -> str:
+    """What a stage that read data ``spec`` depends on, the same on every machine that holds the
+    same data: for a folder (``mini``, ``folder:``, ``gsc:``)
+
+        files:SHA-256 over the clips sorted by path of (path relative to the root, label, SHA-256 of the bytes)
+
+    (not the absolute path nor modification times: a clone elsewhere, or the excerpt copied to a new
+    machine, keeps its stages; a replaced clip changes it), with the split rule; for ``synthetic``
+    the generator configuration with the fingerprint of the generator's code
+    (:func:`sedge.data.data_identity`, already machine-independent)."""
+    from .data import DataError
+    from .data import data_identity as generator_identity
+    from .data.folder import scan_folder
+    from .paths import MINI_SPEECH_COMMANDS
+    kind, _, arg = spec.partition(":")
+    if kind == "synthetic":
+        return generator_identity(spec)
+    if kind in ("mini", "folder"):
+        root, split = (Path(arg) if arg else MINI_SPEECH_COMMANDS) if kind == "mini" else Path(arg), "hash"
+    elif kind in ("gsc", "gsc+download"):
+        from .data.gsc import locate
+        root, split = locate(Path(arg)), "official"
+    else:
+        raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")
+    items = scan_folder(root)
+    h = hashlib.sha256(split.encode())
+    for path, label, _ in items:
+        st = path.stat()
+        h.update(f"{path.relative_to(root).as_posix()}|{label}|{_content_digest(path, st.st_size, st.st_mtime_ns)}\n".encode())
+    return f"files:{h.hexdigest()[:32]}"
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def _content_digest(path: Path, size: int, mtime_ns: int) -> str:
+    """SHA-256 of a file, remembered in this process per (path, size, mtime)."""
+    k = (str(path), size, mtime_ns)
+    if k not in _DIGESTS:
+        _DIGESTS[k] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _DIGESTS[k]
+
+
+def machine_bound_only(stored: dict, key: dict) -> bool:
+    """Whether a stored key equals ``key`` except for a folder data identity of the old form
+    (``folder:…``, from the absolute path and modification times): what ``adopt`` re-keys."""
+    stored, key = _jsonable(stored), _jsonable(key)
+    return (str(stored.get("data", "")).startswith("folder:") and str(key.get("data", "")).startswith("files:")
+            and {k: v for k, v in stored.items() if k != "data"} == {k: v for k, v in key.items() if k != "data"})
 
 
 def record_digest(folder: Path) -> str | None:
@@ -157,6 +210,13 @@ def finished(folder: str | Path, key: dict, files: tuple[str, ...] = (), legacy_
           and all((folder / f).exists() for f in files))
     if not ok and _mode() == "adopt" and not rec.exists() and all((folder / f).exists() for f in files):
         ok = _adopt(folder, key, files, legacy_config)
+    if not ok and _mode() == "adopt" and rec.exists() and all((folder / f).exists() for f in files):
+        stored = json.loads(rec.read_text())
+        if machine_bound_only(stored.get("key", {}), key) and all(
+                file_digest(folder / f) == d for f, d in stored.get("files", {}).items()):
+            atomic_write_json(rec, {**stored, "key": key,
+                                    "rekeyed": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
+            ok = True
     if ok:
         _log_read(folder)
     return ok

@@ -50,16 +50,20 @@ def test_committed_executed_notebooks_are_fresh():
                        "book/*.ipynb")
 
 
-def test_committed_executed_notebooks_show_no_warnings_or_errors():
-    """A warning, traceback or stray stderr line in a rendered page is a bug to fix at its source."""
+def committed_outputs():
+    """(page name, cell index, output) of every output of the committed executed chapters."""
     import nbformat
-    leaks = []
     for src in source_notebooks():
         nb = nbformat.read(str(executed_path(src)), as_version=4)
         for i, cell in enumerate(nb.cells):
             for out in cell.get("outputs", []):
-                if out.get("output_type") == "error" or (out.get("output_type") == "stream" and out.get("name") == "stderr"):
-                    leaks.append(f"{executed_path(src).name} cell {i}: {str(out.get('text', out.get('ename')))[:120]}")
+                yield executed_path(src).name, i, out
+
+
+def test_committed_executed_notebooks_show_no_warnings_or_errors():
+    """A warning, traceback or stray stderr line in a rendered page is a bug to fix at its source."""
+    leaks = [f"{page} cell {i}: {str(out.get('text', out.get('ename')))[:120]}" for page, i, out in committed_outputs()
+             if out.get("output_type") == "error" or (out.get("output_type") == "stream" and out.get("name") == "stderr")]
     assert not leaks, "\n".join(leaks)
 
 
@@ -91,16 +95,10 @@ def test_book_toc_lists_every_notebook():
 def test_committed_tables_fit_the_page():
     """No rendered table has more than 10 columns (wider ones go through sedge.plots.show_table)."""
     import re
-
-    import nbformat
     wide = []
-    for src in source_notebooks():
-        nb = nbformat.read(str(executed_path(src)), as_version=4)
-        for i, cell in enumerate(nb.cells):
-            for out in cell.get("outputs", []):
-                html = out.get("data", {}).get("text/html", "")
-                for head in re.findall(r"<thead>(.*?)</thead>", html, flags=re.S):
-                    n = max(row.count("<th") for row in head.split("</tr>"))
-                    if n > 10:
-                        wide.append(f"{executed_path(src).name} cell {i}: {n} columns")
+    for page, i, out in committed_outputs():
+        for head in re.findall(r"<thead>(.*?)</thead>", out.get("data", {}).get("text/html", ""), flags=re.S):
+            n = max(row.count("<th") for row in head.split("</tr>"))
+            if n > 10:
+                wide.append(f"{page} cell {i}: {n} columns")
     assert not wide, wide

@@ -229,3 +229,46 @@ def test_every_committed_stage_was_computed_by_the_current_code():
     assert records, "no committed stages found"
     stale = [portable(r.parent) for r in records if json.loads(r.read_text())["key"].get("code") not in current]
     assert not stale, f"{len(stale)} committed stages ran other code: {stale[:5]}"
+
+
+def small_folder(root, n=3):
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for s in range(n):
+            sf.write(root / label / f"spk{s}_nohash_0.wav", 0.1 * rng.standard_normal(1600), 16000)
+
+
+def test_a_folder_is_identified_by_its_content_not_its_place_or_times(tmp_path):
+    import os
+    import shutil
+    small_folder(tmp_path / "d")
+    first = stages.data_identity(f"folder:{tmp_path / 'd'}")
+    shutil.copytree(tmp_path / "d", tmp_path / "elsewhere" / "d")         # a clone on another machine
+    clip = tmp_path / "elsewhere" / "d" / "a" / "spk1_nohash_0.wav"
+    os.utime(clip, ns=(1, 1))
+    assert stages.data_identity(f"folder:{tmp_path / 'elsewhere' / 'd'}") == first
+    x, sr = sf.read(clip)
+    sf.write(clip, -x, sr)                                                  # same size, other samples
+    assert stages.data_identity(f"folder:{tmp_path / 'elsewhere' / 'd'}") != first
+    (tmp_path / "d" / "a" / "spk0_nohash_0.wav").rename(tmp_path / "d" / "b" / "spk9_nohash_0.wav")
+    assert stages.data_identity(f"folder:{tmp_path / 'd'}") != first      # a clip moved to another label
+
+
+def test_adopt_rekeys_only_a_stage_whose_sole_difference_is_the_machine_bound_folder_identity(tmp_path, monkeypatch):
+    small_folder(tmp_path / "d")
+    spec = f"folder:{tmp_path / 'd'}"
+    key = stage_key({"lr": 0.1}, data=spec)
+    old = {**key, "data": "folder:0123456789abcdef"}                      # as written on another machine
+    finish(tmp_path / "s", old)
+    finish(tmp_path / "t", {**old, "config": {"lr": 0.2}})
+    assert not finished(tmp_path / "s", key, ("result.bin",))
+    monkeypatch.setenv("SEDGE_STAGES", "adopt")
+    assert not finished(tmp_path / "t", key, ("result.bin",))               # another configuration: never
+    (tmp_path / "s" / "result.bin").write_bytes(b"changed")
+    assert not finished(tmp_path / "s", key, ("result.bin",))               # a result file changed: never
+    (tmp_path / "s" / "result.bin").write_bytes(b"result")
+    assert finished(tmp_path / "s", key, ("result.bin",))
+    monkeypatch.delenv("SEDGE_STAGES")
+    assert finished(tmp_path / "s", key, ("result.bin",))                   # re-keyed once, for good
+    assert "rekeyed" in json.loads((tmp_path / "s" / "stage.json").read_text())

@@ -49,8 +49,10 @@ print(json.dumps({"block_ms": 1e3 * block, "stream_ms": 1e3 * stream, "macs_per_
 """
 
 
-def measure(name: str, steps: tuple[int, ...]) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, name, ",".join(map(str, steps))], capture_output=True,
+def measure(name: str, steps: tuple[int, ...], script: str = SCRIPT) -> dict:
+    """Run ``script`` for zoo model ``name`` at ``steps`` in a fresh single-threaded process; its
+    last line of output is a JSON record."""
+    out = subprocess.run([sys.executable, "-c", script, name, ",".join(map(str, steps))], capture_output=True,
                          text=True, check=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1",
                                                      "OPENBLAS_NUM_THREADS": "1"})
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -104,12 +106,7 @@ print(json.dumps({"float_stream_ms": 1e3 * best(lambda: flt.classify(x, path="st
 @pytest.mark.parametrize("name,steps", [("tiny", (1, 9, 54)), ("tiny", (1, 1, 1)), ("s", (1,) * 6)])
 def test_cpp_fixed_point_time_and_memory(name, steps, benchmark):
     """The integer program (int8 weights, int16 states) against the float32 one, in the same run."""
-    def run():
-        out = subprocess.run([sys.executable, "-c", FIXED_SCRIPT, name, ",".join(map(str, steps))],
-                             capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    r = benchmark.pedantic(measure, args=(name, steps, FIXED_SCRIPT), rounds=1, iterations=1)
     print(f"\n{name} {list(steps)}: fixed point {r['fixed_ms']:.3f} ms = {r['fixed_ms'] / r['float_stream_ms']:.2f}× "
           f"float streaming ({r['float_stream_ms']:.3f} ms), {r['fixed_ms'] / r['float_block_ms']:.2f}× float whole-clip; "
           f"weights {r['fixed_weight_bytes']:,} B vs {r['float_weight_bytes']:,} B "
@@ -144,12 +141,7 @@ print(json.dumps({"parent": list(parent.states), "ms": {"-".join(map(str, k)): 1
 @pytest.mark.parametrize("name,steps", [("tiny", (1, 9, 54)), ("tiny", (1, 1, 1)), ("s", (1, 2, 2, 6, 18, 54))])
 def test_a_pruned_layer_is_never_slower_than_its_parent(name, steps, benchmark):
     """Cutting one layer's states (to a count that is no multiple of 8) must not make the C++ slower."""
-    def run():
-        out = subprocess.run([sys.executable, "-c", PRUNED_SCRIPT, name, ",".join(map(str, steps))],
-                             capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    r = benchmark.pedantic(run, rounds=1, iterations=1)
+    r = benchmark.pedantic(measure, args=(name, steps, PRUNED_SCRIPT), rounds=1, iterations=1)
     parent = "-".join(map(str, r["parent"]))
     base = r["ms"][parent]
     ratios = {k: v / base for k, v in r["ms"].items() if k != parent}
