@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -209,6 +210,7 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
                                 progress_bar=progress, log_output=False)
         stages_read = _stages_read(log)
     nb = nbformat.read(str(tmp), as_version=4)
+    drop_progress_bars(nb)
     prov = provenance()
     overrides = overrides or {}
     nb.metadata["sedge"] = {"key": key, "profile": profile, "overrides": overrides, **prov, "stages": stages_read}
@@ -231,6 +233,27 @@ def execute(src: Path, dst: Path, params: dict, key: str, profile: str, progress
     nb.cells.insert(1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0, banner)
     nbformat.write(nb, str(tmp))
     tmp.replace(dst)
+
+
+PROGRESS_LINE = re.compile(r"^[^\n]*(\d+%\|[^|]*\|| \d+/\d+ \[[\d:]+)")   # what a tqdm bar prints
+
+
+def drop_progress_bars(nb) -> None:
+    """Remove progress-bar lines (tqdm, on stderr: a data set being generated on a machine with a
+    cold cache) from the executed notebook ``nb``; a stderr output with anything else (a warning)
+    stays, for the test that no page shows one."""
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                lines = [l for l in out["text"].replace("\r", "\n").split("\n") if l.strip()]
+                rest = [l for l in lines if not PROGRESS_LINE.match(l)]
+                if not rest:
+                    continue
+                out["text"] = "\n".join(rest) + "\n"
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
 
 
 VARIANTS = REPO / "variants"           # books executed with --set overrides (not committed)

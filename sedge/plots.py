@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter
 
 PAGE_WIDTH = 9.0          # inches at 100 dpi ≈ the book's content column (about 770 px) with margins
 
@@ -37,10 +37,19 @@ def legend_below(fig, axes, ncol: int = 4, fontsize: float = 8) -> None:
 
 
 def plain_log_ticks(ax, axis: str = "x") -> None:
-    """Major ticks of a log axis as plain numbers (0.3, 1, 300 — not 3×10⁻¹); no minor labels."""
+    """Major ticks of a log axis as plain numbers (0.3, 1, 300 — not 3×10⁻¹). Minor ticks are
+    labelled (at 2, 3 and 5 × 10ᵏ) only when the axis spans less than a decade, where it would
+    otherwise show one number or none."""
     target = ax.xaxis if axis == "x" else ax.yaxis
+
+    def minor(v, _):
+        lo, hi = sorted(target.get_view_interval())
+        if lo <= 0 or hi / lo >= 10:
+            return ""
+        lead = v / 10 ** math.floor(math.log10(v) + 1e-9)
+        return f"{v:g}" if any(abs(lead - d) < 1e-6 for d in (2, 3, 5)) else ""
     target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    target.set_minor_formatter(NullFormatter())
+    target.set_minor_formatter(FuncFormatter(minor))
 
 
 # ---- tables ---------------------------------------------------------------------------------
@@ -60,6 +69,8 @@ def column_format(name: str, values):
         return "{:.2e}"
     if "mac" in low and not any(k in low for k in ("kmac", "mmac", "%")) and len(v) and np.nanmax(np.abs(v)) >= 1e5:
         return lambda x: f"{x / 1e6:,.1f} M"
+    if "budget" in low:
+        return "{:g}"                      # budgets are set, not measured: 0.25 stays 0.25
     if "%" in low or " pp" in low or low.endswith("pp") or "acc" in low:
         return "{:.1f}"
     if len(v) and np.all(np.abs(v - np.round(v)) < 1e-9):
@@ -73,6 +84,8 @@ def styled(df):
     """A pandas Styler of ``df`` for the book: no positional index, per-column number formats,
     text columns aligned left (the book's CSS aligns cells right)."""
     import pandas as pd
+    if not df.columns.is_unique:              # per-column formats need one column per name
+        return df.style.format(na_rep="–", precision=3)
     formats = {c: column_format(c, df[c]) for c in df.columns if pd.api.types.is_numeric_dtype(df[c])
                and not pd.api.types.is_bool_dtype(df[c])}
     lists = [c for c in df.columns if df[c].dtype == object and len(df) and
@@ -81,7 +94,9 @@ def styled(df):
     spec.update({c: (lambda v: "-".join(map(str, v))) for c in lists})   # step scales, states as 1-9-54
     st = df.style.format(spec, na_rep="–")
     text = [c for c in df.columns if c not in formats]
-    if text:                      # words read from the left, numbers line up on the right
+    if text and df.index.is_unique and df.columns.is_unique:   # words read from the left, numbers on the right
+        # (pandas styles cells only where rows and columns are unique; a table with repeated
+        # labels keeps the page's alignment rather than failing to display)
         st = st.set_properties(subset=text, **{"text-align": "left"})
     if isinstance(df.index, pd.RangeIndex) or (df.index.name is None and df.index.nlevels == 1
                                                and pd.api.types.is_integer_dtype(df.index)):

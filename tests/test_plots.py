@@ -68,3 +68,27 @@ def test_audio_table_embeds_one_playable_wav_per_row():
     assert rate == 16000 and np.array_equal(back, waves[0])
     with pytest.raises(ValueError, match="2 clips but 1 rows"):
         audio_table(waves, [{"word": "yes"}])
+
+
+def test_tables_with_repeated_labels_still_display_and_budgets_keep_their_digits():
+    df = pd.DataFrame({"model": ["s", "tiny"], "budget pp": [0.25, 2.0]}, index=[0, 0])
+    html = styled(df).to_html()                                   # repeated index: no error
+    assert "0.25" in html and ">2<" in html
+    assert "tiny" in styled(pd.concat([df, df], axis=1)).to_html()   # repeated columns too
+
+
+def test_a_log_axis_within_one_decade_still_has_numbers():
+    import matplotlib.pyplot as plt
+
+    from sedge.plots import plain_log_ticks
+    fig, ax = plt.subplots()
+    ax.plot([2100, 8000], [1, 2])
+    ax.set_xscale("log")
+    plain_log_ticks(ax)
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels(minor=True) + ax.get_xticklabels() if t.get_text()]
+    assert {"3000", "5000"} <= set(labels), labels
+    ax.set_xlim(1, 1000)
+    fig.canvas.draw()
+    assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]   # decades: majors only
+    plt.close(fig)

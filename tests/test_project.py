@@ -102,3 +102,17 @@ def test_committed_tables_fit_the_page():
             if n > 10:
                 wide.append(f"{page} cell {i}: {n} columns")
     assert not wide, wide
+
+
+def test_progress_bars_leave_the_executed_page_and_warnings_stay():
+    import nbformat
+
+    from sedge.book import drop_progress_bars
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="synthesising:  62%|██▏ | 1743/2800 [00:02<00:01]\r"
+                                           "synthesising: 100%|████| 2800/2800 [00:03<00:00]\n"),
+                    nbformat.v4.new_output("stream", name="stderr", text="a.py:3: UserWarning: careful\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text="10 %| of the clips\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    drop_progress_bars(nb)
+    assert [o["text"] for o in nb.cells[0].outputs] == ["a.py:3: UserWarning: careful\n", "10 %| of the clips\n"]
