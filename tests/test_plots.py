@@ -47,7 +47,8 @@ def test_wide_tables_split_into_parts_that_repeat_the_key_columns():
     assert [len(p.columns) for p in parts] == [10, 7]
     assert all(list(p.columns[:2]) == ["data", "model"] for p in parts)
     assert sorted({c for p in parts for c in p.columns}) == sorted(df.columns)
-    assert split_columns(df[["data", "c0"]], ["data"])[0] is not None and len(split_columns(df[["data", "c0"]], ["data"])) == 1
+    narrow = df[["data", "c0"]]
+    assert len(split_columns(narrow, ["data"])) == 1 and split_columns(narrow, ["data"])[0] is narrow
 
 
 def test_audio_table_embeds_one_playable_wav_per_row():
