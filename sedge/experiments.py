@@ -15,7 +15,8 @@ from pathlib import Path
 from .config import TrainConfig, model_config
 from .data import load_data
 from .paths import REPO, atomic_write_json, portable
-from .stages import StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only, stage_key
+from .stages import (StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only, note_run_read,
+                     stage_key)
 from .train import load_checkpoint, train
 
 __all__ = ["PAPER_TEST_ACC", "StageMissing", "converged_runs", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
@@ -55,8 +56,10 @@ def trained_run(model: str, data_spec: str, data_tag: str, root: str | Path, *, 
 
 
 def load_run(run_dir: str | Path):
-    """(model, checkpoint metadata, metrics history) of a finished run."""
+    """(model, checkpoint metadata, metrics history) of a finished run; the read is noted in the stage
+    log, so a chapter that loads a run is stale once the run is retrained."""
     run_dir = Path(run_dir)
+    note_run_read(run_dir)
     model, meta = load_checkpoint(run_dir / "best.pt")
     history = json.loads((run_dir / "metrics.json").read_text())
     return model, meta, history
@@ -75,7 +78,6 @@ def converged_runs(root: str | Path | None) -> list[dict]:
     Each is ``{run_dir, model (name), module, meta, history, summary}`` with ``summary`` ``None`` while
     the run is still training (no test accuracy yet). Every file read is noted in the stage log, so a
     chapter that shows the runs is stale once one of them moves on."""
-    from .stages import note_file_read
     if root is None:
         return []
     root = Path(root)
@@ -84,8 +86,7 @@ def converged_runs(root: str | Path | None) -> list[dict]:
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):
             continue
-        for f in ("metrics.json", "summary.json", "best.pt"):
-            note_file_read(d / f)
+        note_run_read(d, ("metrics.json", "summary.json", "best.pt"))
         module, meta = load_checkpoint(d / "best.pt")
         summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").exists() else None
         name = summary["model"] if summary else meta["model_cfg"]["name"]

@@ -163,6 +163,17 @@ def note_file_read(path: str | Path) -> None:
     _log({"stage": "file:" + portable(p), "record": file_digest(p) if p.is_file() else None})
 
 
+def note_run_read(folder: str | Path, files: tuple[str, ...] = ("best.pt", "metrics.json")) -> None:
+    """Record that a chapter read the run in ``folder``: its stage record when a stage owns it (a
+    retrained run has a new record), else each of ``files`` (a run of ``sedge train``)."""
+    folder = Path(folder)
+    if (folder / RECORD).exists():
+        _log_read(folder)
+    else:
+        for f in files:
+            note_file_read(folder / f)
+
+
 def read_is_current(name: str, digest: str | None, root: Path) -> bool:
     """Whether one recorded read (``stage`` of a log entry and its digest) still holds."""
     from pathlib import Path as P

@@ -6,6 +6,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from sedge import book, stages
 from sedge.baselines.experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
@@ -216,6 +217,35 @@ def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tm
     noted = [json.loads(line)["stage"] for line in log.read_text().splitlines()]
     assert sum(n.endswith("summary.json") for n in noted) == 2       # also the missing one: it may appear
     assert converged_runs(None) == [] and converged_runs(tmp_path / "absent") == []
+
+
+def test_a_chapter_that_loads_a_run_is_stale_once_the_run_is_retrained(tmp_path, monkeypatch):
+    """Chapters 02-05 read the training chapter's runs with load_run: the read must be logged, as the
+    stage's record when a stage owns the run and as its files when `sedge train` wrote it."""
+    from sedge.config import model_config
+    from sedge.experiments import load_run
+    from sedge.model import build_model
+    from sedge.train import save_checkpoint
+    meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))
+    for name, staged in (("staged", True), ("plain", False)):
+        run = tmp_path / name
+        save_checkpoint(run / "best.pt", build_model(model_config("tiny", n_classes=3)), meta)
+        (run / "metrics.json").write_text("[]")
+        if staged:
+            stages.commit(run, stage_key({"run": name}), ("best.pt",))
+        log.write_text("")
+        load_run(run)
+        read = book._stages_read(log)
+        assert read == ({str(run): stages.record_digest(run)} if staged else
+                        {"file:" + str(run / f): stages.file_digest(run / f) for f in ("best.pt", "metrics.json")})
+        assert book.stages_unchanged(read)
+        torch.manual_seed(1)
+        save_checkpoint(run / "best.pt", build_model(model_config("tiny", n_classes=3)), meta)   # retrained
+        if staged:
+            stages.commit(run, stage_key({"run": name}), ("best.pt",))
+        assert not book.stages_unchanged(read)
 
 
 def test_every_committed_stage_was_computed_by_the_current_code():
