@@ -72,7 +72,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
     data = load_data(a.data)
-    cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout)
+    cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout, rzoh=not a.no_rzoh)
     tcfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, seed=a.seed,
                        max_steps_per_epoch=a.max_steps, augment=augment.to_dict() if augment else None)
     summary = train(cfg, data, tcfg, a.out, data_spec=a.data, device=a.device,
@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--lr", type=float, default=0.002, help="η for the SSM group (the rest gets 4η)")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--no-rzoh", action="store_true",
+                   help="train without random zero-order hold (the ablation of step-scale robustness; "
+                        "default: RZOH on, as in the paper)")
     t.add_argument("--seed", type=int, default=1234)
     t.add_argument("--max-steps", type=int, default=None, help="cap the batches per epoch (smoke runs)")
     t.add_argument("--out", required=True, help="run folder: metrics.csv, best.pt, last.pt, summary.json")

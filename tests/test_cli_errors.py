@@ -151,3 +151,16 @@ def test_evaluate_and_cost_take_baseline_checkpoints_and_export_says_it_is_for_s
     assert not (tmp_path / "cpp").exists()
     rc, err = run(["evaluate", "--checkpoint", str(ckpt), "--data", spec, "--step-scale", "1,2,6"], capsys)
     assert rc == 2 and "--step-scale applies to S-Edge checkpoints" in err
+
+
+@pytest.mark.parametrize("flag,rzoh", [([], True), (["--no-rzoh"], False)])
+def test_train_no_rzoh_switches_the_hold_off_in_the_model_configuration(flag, rzoh, capsys, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_train(cfg, data, tcfg, out, **kw):
+        seen["cfg"] = cfg
+        return {"model": cfg.name}
+    monkeypatch.setattr("sedge.data.load_data", lambda spec: toy_data())
+    monkeypatch.setattr("sedge.train.train", fake_train)
+    rc, _ = run(["train", "--model", "tiny", "--device", "cpu", "--out", str(tmp_path / "r")] + flag, capsys)
+    assert rc == 0 and seen["cfg"].rzoh is rzoh
