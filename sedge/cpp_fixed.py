@@ -1,4 +1,4 @@
-"""Generated C++17 for the fixed-point model (int8 weights, int16 states; :mod:`sedge.fixed_point`).
+"""Generated C++17 for the fixed-point model (int8/int16 weights, int32 states; :mod:`sedge.fixed_point`).
 
 Same files and the same C API as :func:`sedge.cpp.generate_cpp` — float waveform in, float logits
 out — so :class:`sedge.cpp.CppModel`, ``main.cpp`` and the CMake project serve both. Inside, the
@@ -14,7 +14,16 @@ from pathlib import Path
 import numpy as np
 
 from .cpp import _CMAKE, _MAIN, c_api_header, stream_step_calls
-from .fixed_point import IN_SH, LEAKY_Q15, weight_bytes
+from .fixed_point import IN_SH, LAMBDA_FRAC, LEAKY_Q15, weight_bytes
+
+
+_CTYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
+           np.dtype(np.int64): "int64_t"}
+
+
+def _arr(name: str, values) -> str:
+    """A constant array in the C type of the quantiser's dtype (int8/int16 weights, int32/int64 biases)."""
+    return _int_arr(name, _CTYPES[np.asarray(values).dtype], values)
 
 
 def _int_arr(name: str, ctype: str, values) -> str:
@@ -34,10 +43,9 @@ static inline int64_t rsh(int64_t a, int s) {
     return s >= 0 ? (a + ((int64_t(1) << s) >> 1)) >> s : a * (int64_t(1) << -s);
 }
 static inline int16_t sat16(int64_t a) { return a > 32767 ? 32767 : (a < -32768 ? -32768 : static_cast<int16_t>(a)); }
-// The same for 0 <= s <= 30 and |a| <= 2^30 in int32 (no overflow: the quantiser bounds every accumulator by 2^30);
-// branch-free, so the compiler vectorises the state update.
-static inline int32_t rsh32(int32_t a, int32_t s) { return (a + ((1 << s) >> 1)) >> s; }
-static inline int32_t sat16_32(int32_t a) { return a > 32767 ? 32767 : (a < -32768 ? -32768 : a); }
+static inline int32_t sat32(int64_t a) {
+    return a > INT32_MAX ? INT32_MAX : (a < INT32_MIN ? INT32_MIN : static_cast<int32_t>(a));
+}
 """
 
 
@@ -52,49 +60,42 @@ def generate_cpp_fixed(q: dict, out_dir: str | Path) -> Path:
         P, H, DIN = l["P"], l["H"], l["d_in"]
         P2 = 2 * P
         offsets.append(offsets[-1] + P)
-        weights += [_int_arr(f"L{i}_BW", "int8_t", l["BW"]), _int_arr(f"L{i}_bv", "int32_t", l["bv"]),
-                    _int_arr(f"L{i}_shv", "int8_t", l["sh_v"]), _int_arr(f"L{i}_lr", "int16_t", l["lam_re"]),
-                    _int_arr(f"L{i}_li", "int16_t", l["lam_im"]), _int_arr(f"L{i}_CW", "int8_t", l["CW"]),
-                    _int_arr(f"L{i}_shy", "int8_t", l["sh_y"]), _int_arr(f"L{i}_c", "int32_t", l["c"]),
+        weights += [_arr(f"L{i}_BW", l["BW"]), _arr(f"L{i}_bv", l["bv"]),
+                    _int_arr(f"L{i}_shv", "int8_t", l["sh_v"]), _arr(f"L{i}_lr", l["lam_re"]),
+                    _arr(f"L{i}_li", l["lam_im"]), _arr(f"L{i}_CW", l["CW"]),
+                    _int_arr(f"L{i}_shy", "int8_t", l["sh_y"]), _arr(f"L{i}_c", l["c"]),
                     _int_arr(f"L{i}_shs", "int8_t", l["sh_s"])]
         if l["skip"] is not None:
-            weights.append(_int_arr(f"L{i}_SW", "int8_t", l["skip"]))
-            skip = (f"int32_t sa[{H}] = {{}};\n    for (int j = 0; j < {DIN}; ++j) {{ const int32_t uj = u[j]; "
+            weights.append(_arr(f"L{i}_SW", l["skip"]))
+            skip = (f"int64_t sa[{H}] = {{}};\n    for (int j = 0; j < {DIN}; ++j) {{ const int64_t uj = u[j]; "
                     f"for (int h = 0; h < {H}; ++h) sa[h] += uj * L{i}_SW[j * {H} + h]; }}\n"
                     f"    #define SKIP(h) rsh(sa[h], L{i}_shs[h])")
         else:
             skip = f"#define SKIP(h) rsh(u[{'0' if DIN == 1 else 'h'}], L{i}_shs[h])"
         feed = ""
         if l["D"] is not None:
-            weights += [_int_arr(f"L{i}_DW", "int8_t", l["D"]), _int_arr(f"L{i}_Db", "int32_t", l["Db"]),
+            weights += [_arr(f"L{i}_DW", l["D"]), _arr(f"L{i}_Db", l["Db"]),
                         _int_arr(f"L{i}_shd", "int8_t", l["sh_d"])]
-            feed = (f"for (int h = 0; h < {H}; ++h) {{ int32_t a = L{i}_Db[h]; "
-                    f"for (int j = 0; j < {DIN}; ++j) a += int32_t(u[j]) * L{i}_DW[j * {H} + h]; y[h] += rsh(a, L{i}_shd[h]); }}")
-        if ((l["sh_v"] >= 0) & (l["sh_v"] <= 30)).all():     # the common case: int32, branch-free
-            recur = (f"for (int p = 0; p < {P}; ++p) {{\n"
-                     f"        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];\n"
-                     f"        xr[p] = static_cast<int16_t>(sat16_32(rsh32(lr * r - li * m, 15) + rsh32(a[p], L{i}_shv[p])));\n"
-                     f"        xi[p] = static_cast<int16_t>(sat16_32(rsh32(lr * m + li * r, 15) + rsh32(a[{P} + p], L{i}_shv[{P} + p])));\n"
-                     f"    }}")
-        else:
-            recur = (f"for (int p = 0; p < {P}; ++p) {{\n"
-                     f"        const int32_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];\n"
-                     f"        xr[p] = sat16(rsh(lr * r - li * m, 15) + rsh(a[p], L{i}_shv[p]));\n"
-                     f"        xi[p] = sat16(rsh(lr * m + li * r, 15) + rsh(a[{P} + p], L{i}_shv[{P} + p]));\n"
-                     f"    }}")
+            feed = (f"for (int h = 0; h < {H}; ++h) {{ int64_t a = L{i}_Db[h]; "
+                    f"for (int j = 0; j < {DIN}; ++j) a += int64_t(u[j]) * L{i}_DW[j * {H} + h]; y[h] += rsh(a, L{i}_shd[h]); }}")
+        recur = (f"for (int p = 0; p < {P}; ++p) {{\n"
+                 f"        const int64_t r = xr[p], m = xi[p], lr = L{i}_lr[p], li = L{i}_li[p];\n"
+                 f"        xr[p] = sat32(rsh(lr * r - li * m, {LAMBDA_FRAC}) + rsh(a[p], L{i}_shv[p]));\n"
+                 f"        xi[p] = sat32(rsh(lr * m + li * r, {LAMBDA_FRAC}) + rsh(a[{P} + p], L{i}_shv[{P} + p]));\n"
+                 f"    }}")
         code.append(f"""
-// Layer {i}: x <- sat16(rshift(lam x, 15) + rshift(bv + u BW, shv)) every {steps[i]} samples.
-static inline void update{i}(int16_t* __restrict xr, int16_t* __restrict xi, const int16_t* __restrict u) {{
-    int32_t a[{P2}];
+// Layer {i}: x <- sat32(rshift(lam x, {LAMBDA_FRAC}) + rshift(bv + u BW, shv)) every {steps[i]} samples.
+static inline void update{i}(int32_t* __restrict xr, int32_t* __restrict xi, const int16_t* __restrict u) {{
+    int64_t a[{P2}];
     for (int p = 0; p < {P2}; ++p) a[p] = L{i}_bv[p];
-    for (int j = 0; j < {DIN}; ++j) {{ const int32_t uj = u[j]; for (int p = 0; p < {P2}; ++p) a[p] += uj * L{i}_BW[j * {P2} + p]; }}
+    for (int j = 0; j < {DIN}; ++j) {{ const int64_t uj = u[j]; for (int p = 0; p < {P2}; ++p) a[p] += uj * L{i}_BW[j * {P2} + p]; }}
     {recur}
 }}
-static inline void emit{i}(const int16_t* __restrict xr, const int16_t* __restrict xi, const int16_t* __restrict u,
+static inline void emit{i}(const int32_t* __restrict xr, const int32_t* __restrict xi, const int16_t* __restrict u,
                           int16_t* __restrict out) {{
-    int32_t acc[{H}] = {{}};
+    int64_t acc[{H}] = {{}};
     for (int p = 0; p < {P}; ++p) {{
-        const int32_t r = xr[p], m = xi[p];
+        const int64_t r = xr[p], m = xi[p];
         for (int h = 0; h < {H}; ++h) acc[h] += r * L{i}_CW[p * {H} + h] + m * L{i}_CW[({P} + p) * {H} + h];
     }}
     int64_t y[{H}];
@@ -111,13 +112,14 @@ static inline void emit{i}(const int16_t* __restrict xr, const int16_t* __restri
     HL = q["layers"][-1]["H"]
     total_p = offsets[-1]
     calls = stream_step_calls(steps, offsets, [l["d_in"] for l in q["layers"]], "int16_t")
-    header = c_api_header(f"fixed-point S-Edge model (int8 weights, int16 states), {L} layers,\n"
+    header = c_api_header(f"fixed-point S-Edge model (int{q['weight_bits']} weights, int32 states), {L} layers,\n"
                           f"step scale {steps}, {q['n_classes']} classes.",
                           push="one 16 kHz sample in [-1, 1] (becomes 16-bit PCM)", classify="whole clip",
                           classify_stream="the same (one path)")
     source = f"""// Generated by sedge. Self-contained C++17, integer arithmetic (see sedge/fixed_point.py for the scales).
 #include "sedge_model.h"
 #include <cmath>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -128,14 +130,14 @@ constexpr int CLIP_SAMPLES = {q['clip_samples']};
 constexpr int64_t IN_MUL = {q['in_mul']}LL, IN_ADD = {q['in_add']}LL;
 constexpr int IN_SH = {IN_SH};
 {''.join(weights)}
-{_int_arr('DEC_W', 'int8_t', q['decoder_W'])}
+{_arr('DEC_W', q['decoder_W'])}
 {_dbl_arr('DEC_SCALE', q['decoder_scale'])}
 {_dbl_arr('DEC_B', q['decoder_b'])}
 {_HELPERS}
 {''.join(code)}
 struct State {{
-    int16_t xr[{max(total_p, 1)}];
-    int16_t xi[{max(total_p, 1)}];
+    int32_t xr[{max(total_p, 1)}];
+    int32_t xi[{max(total_p, 1)}];
     int64_t acc[{HL}];
     long t;
     long count;
@@ -183,14 +185,16 @@ void sedge_classify(const float* wave, int n, float* logits) {{ sedge_classify_s
     (out / "sedge_model.cpp").write_text(source)
     (out / "main.cpp").write_text(_MAIN.replace("@CLASSES@", ", ".join(f'"{c}"' for c in q["classes"])))
     (out / "CMakeLists.txt").write_text(_CMAKE)
-    (out / "README.md").write_text(_README.format(L=L, steps=steps, n=q["n_classes"], wb=weight_bytes(q)))
+    (out / "README.md").write_text(_README.format(L=L, steps=steps, n=q["n_classes"], wb=weight_bytes(q),
+                                                  bits=q["weight_bits"]))
     return out
 
 
 _README = """# Generated S-Edge model, fixed point
 
-{L} layers, cumulative step scale {steps}, {n} classes, {wb} bytes of weights (int8 weights, int16 poles
-and states, int32 biases; scales as powers of two, documented in sedge/fixed_point.py).
+{L} layers, cumulative step scale {steps}, {n} classes, {wb} bytes of weights (int{bits} weights, Q30 poles,
+int32 states, int16 activations, int32/int64 biases; scales as powers of two, documented in
+sedge/fixed_point.py).
 Generated by `sedge export --fixed-point`; no dependencies beyond a C++17 compiler.
 
     cmake -B build && cmake --build build      # or: g++ -O3 -std=c++17 main.cpp sedge_model.cpp -o sedge_classify

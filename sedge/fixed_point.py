@@ -1,26 +1,31 @@
-"""Fixed-point variant of an export dict: int8 weights, int16 states and activations (SPEC §9).
+"""Fixed-point variant of an export dict: int8 (or int16) weights, int16 activations, int32 states (SPEC §9).
 
-Why this split (the "16×8" scheme of CMSIS-NN's s16 kernels, which a Cortex-M4 runs with its
-16-bit SIMD multiply-accumulates):
+Why this split (the arithmetic a Cortex-M4 runs natively: 16-bit SIMD multiply-accumulates and
+single-cycle 32 × 32 → 64-bit ``SMLAL``):
 
-* **int8 weights** (B̄, C, skip, D, decoder) carry 4× less memory than float32, with one scale per
-  output column, so a column of small weights keeps its resolution;
-* **int16 states and activations**: the state of a slow mode is a long sum (its gain is up to
-  1/(1 − |λ̄|)), and 8 bits cannot hold it next to the per-step increment v_k;
-* **Λ̄ in Q15 (int16)**, rounded *toward zero*: |λ̄| ≈ 1 − 10⁻³ for slow modes, which int8 would
-  turn into 1 (unstable) or 0.99 (10× faster decay); truncating each part keeps |λ̄_q| ≤ |λ̄| < 1,
-  so every quantised mode stays stable.
+* **weights** (B̄, C, skip, D, decoder) in ``weight_bits`` = 8 (4× less memory than float32) or 16
+  bits, with one power-of-two scale per output column, so a column of small weights keeps its
+  resolution;
+* **int16 activations** (layer inputs and outputs);
+* **int32 states, one scale per layer**: the state of a slow mode is a long sum (its gain is up to
+  1/(1 − |λ̄|), about 5,000 in a trained `tiny`), so the per-step increment v_k is 12 bits below the
+  state's range, and 16 bits would leave it 3. Sixteen extra bits keep it exact enough. One scale
+  per layer (not per mode) keeps C a plain weight matrix: folding a per-mode scale 2^(−f_p) into C
+  spreads its rows over 2^10 and an int8 column scale set by the largest row zeroes the others
+  (on the trained `tiny` that cost 20–45 % of top-1 agreement with float32);
+* **Λ̄ in Q30 (int32)**, rounded *toward zero*: |λ̄| ≈ 1 − 2·10⁻⁴ for the slowest trained modes, so
+  a Q15 pole (resolution 3·10⁻⁵) would move its time constant by up to 16 %; truncating each part
+  keeps |λ̄_q| ≤ |λ̄| < 1, so every quantised mode stays stable.
 
 Scales are powers of two: a tensor with ``f`` fractional bits stores q = round(x · 2^f), so every
-rescale is a rounding shift ``rshift(a, s) = ⌊(a + 2^(s−1)) / 2^s⌋`` (s > 0) or a·2^(−s) (s ≤ 0), and
-saturation ``sat16`` clamps to [−32768, 32767]. Fractional bits of activations and states come from
-calibration clips (float64 reference, :func:`sedge.export.reference_features`): the largest f with
-``headroom · max|x| · 2^f ≤ 2^15``. States get one f per mode (the recurrence is diagonal, and the
-2^(−f_p) is folded into C); inputs and outputs of a layer one f each. One step of layer ℓ
-(integers throughout; accumulators int32 — |a| ≤ 2^30 is guaranteed by a bound checked at quantisation time):
+rescale is a rounding shift ``rshift(a, s) = ⌊(a + 2^(s−1)) / 2^s⌋`` (s > 0) or a·2^(−s) (s ≤ 0);
+``sat16`` / ``sat32`` clamp to the signed range. Fractional bits come from calibration clips
+(float64 reference, :func:`sedge.export.reference_features`): for an int16 tensor the largest f with
+``headroom · max|x| · 2^f ≤ 2^15``; a layer's state gets that f of its largest mode plus 16 (int32).
+One step of layer ℓ (integers throughout; accumulators int64, bounded at quantisation time):
 
-    a_j   = bv_j + Σ_i u_i BW_ij                          v_j = rshift(a_j, sh_v_j)
-    x'_p  = sat16(rshift(λr_p xr_p − λi_p xi_p, 15) + v_p)  (and the imaginary part likewise)
+    a_j   = bv_j + Σ_i u_i BW_ij                                    v_j = rshift(a_j, sh_v_j)
+    x'_p  = sat32(rshift(λr_p xr_p − λi_p xi_p, 30) + v_p)  (and the imaginary part likewise)
     y_h   = rshift(Σ_p x_p CW_ph, sh_y_h) + c_h  [+ rshift(Db_h + Σ_i u_i DW_ih, sh_d_h)]
     out_h = sat16(leaky(y_h) + skip_h),   leaky(y) = y (y > 0) else rshift(328 y, 15)   (0.01 ≈ 328/2^15)
 
@@ -37,11 +42,14 @@ import numpy as np
 
 from .export import reference_features
 
-FORMAT = "sedge-export-fixed-16x8"
-VERSION = 1
+FORMAT = "sedge-export-fixed"
+VERSION = 2
 LEAKY_Q15 = 328                       # round(0.01 · 2^15)
 IN_SH = 16                            # fractional bits of the input normalisation multiplier
-ACC_LIMIT = 2**30                     # int32 accumulators, with room for a rounding offset (see cpp_fixed)
+LAMBDA_FRAC = 30                      # Q30 poles
+STATE_EXTRA = 16                      # fractional bits of an int32 state beyond those of an int16 tensor
+ACC_LIMIT = 2**62                     # int64 accumulators, with room for a rounding offset
+WEIGHT_BITS = (8, 16)
 
 
 def rshift(a, s):
@@ -56,6 +64,10 @@ def sat16(a):
     return np.clip(a, -32768, 32767).astype(np.int64)
 
 
+def sat32(a):
+    return np.clip(a, -2**31, 2**31 - 1).astype(np.int64)
+
+
 def _act_frac(max_abs: float, headroom: float) -> int:
     """Largest f with headroom · max|x| · 2^f ≤ 2^15 (15 when the tensor is all zero)."""
     if max_abs <= 0:
@@ -63,31 +75,35 @@ def _act_frac(max_abs: float, headroom: float) -> int:
     return int(math.floor(15 - math.log2(headroom * max_abs)))
 
 
-def _weight_q8(W: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
-    """int8 weights with one power-of-two scale per slice along ``axis`` (the output columns).
+def _weight_q(W: np.ndarray, axis: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``bits``-bit weights with one power-of-two scale per slice along ``axis`` (the output columns).
 
-    Returns (q, f) with q = round(W · 2^f) in [−127, 127] and f the per-column fractional bits."""
+    Returns (q, f) with q = round(W · 2^f) in [−(2^(bits−1) − 1), 2^(bits−1) − 1] and f the
+    per-column fractional bits."""
     W = np.asarray(W, np.float64)
+    top = 2 ** (bits - 1) - 1
     m = np.abs(W).max(axis=axis, keepdims=True)
-    f = np.where(m > 0, np.floor(np.log2(127.0 / np.where(m > 0, m, 1.0))), 0).astype(np.int64)
-    q = np.clip(np.rint(W * np.exp2(f)), -127, 127).astype(np.int8)
+    f = np.where(m > 0, np.floor(np.log2(top / np.where(m > 0, m, 1.0))), 0).astype(np.int64)
+    q = np.clip(np.rint(W * np.exp2(f)), -top, top).astype(np.int8 if bits == 8 else np.int16)
     return q, f.squeeze(axis)
 
 
-def _bias_q32(b: np.ndarray, frac: np.ndarray, what: str) -> np.ndarray:
+def _bias_q(b: np.ndarray, frac: np.ndarray, what: str) -> np.ndarray:
+    """A bias at the fractional bits ``frac`` of its accumulator: int32 when every value fits, else int64."""
     q = np.rint(np.asarray(b, np.float64) * np.exp2(frac))
-    if np.abs(q).max(initial=0) > ACC_LIMIT:
-        raise ValueError(f"{what}: bias does not fit an int32 accumulator at {frac.max()} fractional bits")
-    return q.astype(np.int32)
+    top = np.abs(q).max(initial=0)
+    if top > ACC_LIMIT:
+        raise ValueError(f"{what}: bias does not fit an int64 accumulator at {frac.max()} fractional bits")
+    return q.astype(np.int32 if top < 2**31 else np.int64)
 
 
 def _check_acc(q: np.ndarray, in_bound: int, bias: np.ndarray | None, what: str) -> None:
-    """Worst case of Σ_i |u_i| |W_ij| + |bias_j| with |u_i| ≤ in_bound must fit int32."""
-    worst = np.abs(q.astype(np.int64)).sum(axis=0) * in_bound
+    """Worst case of Σ_i |u_i| |W_ij| + |bias_j| with |u_i| ≤ in_bound must fit the int64 accumulator."""
+    worst = np.abs(q.astype(np.int64)).sum(axis=0).astype(np.float64) * in_bound
     if bias is not None:
-        worst = worst + np.abs(bias.astype(np.int64))
+        worst = worst + np.abs(bias.astype(np.float64))
     if worst.max(initial=0) > ACC_LIMIT:
-        raise ValueError(f"{what}: the int32 accumulator can overflow (worst case {int(worst.max())})")
+        raise ValueError(f"{what}: the int64 accumulator can overflow (worst case {worst.max():.3g})")
 
 
 def calibrate(d: dict, waves: np.ndarray) -> dict:
@@ -106,11 +122,19 @@ def calibrate(d: dict, waves: np.ndarray) -> dict:
     return stats
 
 
-def quantise(d: dict, calib_waves: np.ndarray, headroom: float = 1.25) -> dict:
+def _pole_q30(x: np.ndarray) -> np.ndarray:
+    return np.trunc(x * 2.0**LAMBDA_FRAC).clip(-(2**31 - 1), 2**31 - 1).astype(np.int32)
+
+
+def quantise(d: dict, calib_waves: np.ndarray, headroom: float = 4.0, weight_bits: int = 8) -> dict:
     """The fixed-point model of export dict ``d``, scaled on calibration clips ``calib_waves``
-    (raw waveforms in [−1, 1], never test clips). See the module docstring for the arithmetic."""
+    (raw waveforms in [−1, 1], never test clips), with ``weight_bits``-bit weights (8 or 16).
+    See the module docstring for the arithmetic."""
     if len(calib_waves) == 0:
         raise ValueError("quantise: calibration needs at least one clip")
+    if weight_bits not in WEIGHT_BITS:
+        raise ValueError(f"quantise: weight_bits must be one of {WEIGHT_BITS}, got {weight_bits!r}")
+    wq = lambda W, axis: _weight_q(W, axis, weight_bits)          # noqa: E731
     stats = calibrate(d, calib_waves)
     f_in = _act_frac(stats[(0, "input")], headroom)
     layers = []
@@ -118,48 +142,46 @@ def quantise(d: dict, calib_waves: np.ndarray, headroom: float = 1.25) -> dict:
     for i, l in enumerate(d["layers"]):
         P, H, DIN = l["P"], l["H"], l["d_in"]
         f_out = _act_frac(stats[(i, "output")], headroom)
-        f_x = np.array([_act_frac(m, headroom) for m in np.atleast_1d(stats[(i, "state")])], np.int64)
-        f_x2 = np.concatenate([f_x, f_x])
+        f_s = _act_frac(float(np.max(stats[(i, "state")])), headroom) + STATE_EXTRA
         BW = np.concatenate([l["B"].real.T, l["B"].imag.T], axis=1)              # d_in × 2P
-        BWq, fB = _weight_q8(BW, axis=0)
-        bv = _bias_q32(np.concatenate([l["b"].real, l["b"].imag]), f_u + fB, f"layer {i} b̄")
-        _check_acc(BWq, 32768, bv, f"layer {i} B̄")
-        CW = np.concatenate([l["C"].real.T, -l["C"].imag.T], axis=0) * np.exp2(-f_x2)[:, None]   # 2^(−f_p) folded
-        CWq, fC = _weight_q8(CW, axis=0)
-        _check_acc(CWq, 32768, None, f"layer {i} C")
+        BWq, fB = wq(BW, 0)
+        bv = _bias_q(np.concatenate([l["b"].real, l["b"].imag]), f_u + fB, f"layer {i} b̄")
+        _check_acc(BWq, 2**15, bv, f"layer {i} B̄")
+        CW = np.concatenate([l["C"].real.T, -l["C"].imag.T], axis=0)             # 2P × H
+        CWq, fC = wq(CW, 0)
+        _check_acc(CWq, 2**31, None, f"layer {i} C")
         lam = l["lam_bar"]
         q = {"P": P, "H": H, "d_in": DIN, "decimate": l["decimate"], "step": l["step"],
-             "f_u": f_u, "f_out": f_out, "f_x": f_x,
-             "BW": BWq, "bv": bv, "sh_v": f_u + fB - f_x2,
-             "lam_re": np.trunc(lam.real * 32768).clip(-32767, 32767).astype(np.int16),
-             "lam_im": np.trunc(lam.imag * 32768).clip(-32767, 32767).astype(np.int16),
-             "CW": CWq, "sh_y": fC - f_out, "c": _bias_q32(l["c"], np.full(H, f_out), f"layer {i} c"),
+             "f_u": f_u, "f_out": f_out, "f_s": f_s,
+             "BW": BWq, "bv": bv, "sh_v": f_u + fB - f_s,
+             "lam_re": _pole_q30(lam.real), "lam_im": _pole_q30(lam.imag),
+             "CW": CWq, "sh_y": f_s + fC - f_out, "c": _bias_q(l["c"], np.full(H, f_out), f"layer {i} c"),
              "skip": None, "sh_s": np.full(H, f_u - f_out, np.int64), "D": None, "Db": None, "sh_d": None}
         if l["skip"] is not None:
-            q["skip"], fS = _weight_q8(l["skip"].T, axis=0)                     # d_in × H
-            _check_acc(q["skip"], 32768, None, f"layer {i} skip")
+            q["skip"], fS = wq(l["skip"].T, 0)                                   # d_in × H
+            _check_acc(q["skip"], 2**15, None, f"layer {i} skip")
             q["sh_s"] = f_u + fS - f_out
         if l["D"] is not None:
-            q["D"], fD = _weight_q8(l["D"][:, :-1].T, axis=0)
-            q["Db"] = _bias_q32(l["D"][:, -1], f_u + fD, f"layer {i} D")
-            _check_acc(q["D"], 32768, q["Db"], f"layer {i} D")
+            q["D"], fD = wq(l["D"][:, :-1].T, 0)
+            q["Db"] = _bias_q(l["D"][:, -1], f_u + fD, f"layer {i} D")
+            _check_acc(q["D"], 2**15, q["Db"], f"layer {i} D")
             q["sh_d"] = f_u + fD - f_out
         layers.append(q)
         f_u = f_out
-    Wq, fW = _weight_q8(d["decoder_W"].T, axis=0)                                # H_L × classes
+    Wq, fW = wq(d["decoder_W"].T, 0)                                             # H_L × classes
     in_scale_q = d["in_scale"] * 2.0 ** (f_in - 15 + IN_SH)
-    return {"format": FORMAT, "version": VERSION, "step_scale": list(d["step_scale"]), "n_classes": d["n_classes"],
-            "classes": list(d["classes"]), "clip_samples": d["clip_samples"], "headroom": headroom,
-            "calibration_clips": len(calib_waves), "f_in": f_in,
+    return {"format": FORMAT, "version": VERSION, "weight_bits": weight_bits, "step_scale": list(d["step_scale"]),
+            "n_classes": d["n_classes"], "classes": list(d["classes"]), "clip_samples": d["clip_samples"],
+            "headroom": headroom, "calibration_clips": len(calib_waves), "f_in": f_in,
             "in_mul": int(round(in_scale_q)), "in_add": int(round(d["in_shift"] * 2.0 ** (f_in + IN_SH))),
             "layers": layers, "decoder_W": np.ascontiguousarray(Wq.T), "decoder_f": fW,
             "decoder_scale": np.exp2(-(f_u + fW).astype(np.float64)), "decoder_b": np.asarray(d["decoder_b"], np.float64)}
 
 
 def _project(u: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Σ_i u_i W_ij exactly, (N, T, d_in) int × (d_in, M) int8 → int64. Integer sums stay exact in float64
-    while |sum| < 2^53, which the int32 accumulator bound guarantees."""
-    return np.rint(u.astype(np.float64) @ W.astype(np.float64)).astype(np.int64)
+    """Σ_i u_i W_ij exactly, (N, T, d_in) int × (d_in, M) int → int64 (integer matmul: a state projection
+    reaches 2^54, beyond the integers float64 holds exactly)."""
+    return np.matmul(u.astype(np.int64), W.astype(np.int64))
 
 
 def fixed_features(q: dict, waves: np.ndarray) -> np.ndarray:
@@ -174,9 +196,9 @@ def fixed_features(q: dict, waves: np.ndarray) -> np.ndarray:
         xr = np.zeros((len(u), P), np.int64)
         xi = np.zeros_like(xr)
         X = np.empty((len(u), u.shape[1], 2 * P), np.int64)
-        for k in range(u.shape[1]):                                              # the recurrence, in Q15
-            xr, xi = (sat16(rshift(lr * xr - li * xi, 15) + v[:, k, :P]),
-                      sat16(rshift(lr * xi + li * xr, 15) + v[:, k, P:]))
+        for k in range(u.shape[1]):                                              # the recurrence, Q30 poles
+            xr, xi = (sat32(rshift(lr * xr - li * xi, LAMBDA_FRAC) + v[:, k, :P]),
+                      sat32(rshift(lr * xi + li * xr, LAMBDA_FRAC) + v[:, k, P:]))
             X[:, k, :P], X[:, k, P:] = xr, xi
         y = rshift(_project(X, l["CW"]), l["sh_y"]) + l["c"]
         if l["D"] is not None:
@@ -199,7 +221,7 @@ def fixed_logits(q: dict, waves: np.ndarray) -> np.ndarray:
 
 def weight_bytes(q: dict) -> int:
     """Bytes of every constant array of the fixed-point model (as the C++ stores them; one byte per
-    shift count, float32 decoder scale and bias)."""
+    shift count, float32 decoder scale and bias; biases int32 or int64, poles int32)."""
     n = 0
     for l in q["layers"]:
         for k in ("BW", "bv", "lam_re", "lam_im", "CW", "c", "skip", "D", "Db"):
