@@ -158,7 +158,7 @@ void sedge_classify_stream(const float* wave, int n, float* logits);  // {classi
 """
 
 
-STATE_MULTIPLE = 4       # states per layer padded to a multiple of this (2P then fills whole 8-float vectors)
+STATE_MULTIPLE = 8       # states per layer padded to a multiple of this: the real and the imaginary parts then fill whole 8-float vectors (with 4, P = 28 left a scalar tail in every step)
 
 
 def pad_states(d: dict, multiple: int = STATE_MULTIPLE) -> dict:

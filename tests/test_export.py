@@ -160,6 +160,6 @@ def test_padding_states_for_the_cpp_vectors_changes_no_output():
     d = export_dict(m, [1, 2, 6], norm=(0.001, 0.1))
     padded = pad_states(d)
     before, after = [l["P"] for l in d["layers"]], [l["P"] for l in padded["layers"]]
-    assert before[2] % 4 and after == [-(-p // 4) * 4 for p in before], (before, after)
+    assert before[2] % 8 and after == [-(-p // 8) * 8 for p in before], (before, after)
     x = real_clips(2).astype(np.float64)
     assert np.array_equal(reference_logits(padded, x), reference_logits(d, x))

@@ -128,9 +128,10 @@ name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
 parent = model_config(name, n_classes=35)
 x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)
 progs = {}
-for i in range(len(parent.states)):          # each layer in turn cut to 70 % of its states, the rest kept
-    states = tuple(max(1, round(0.7 * p)) if j == i else p for j, p in enumerate(parent.states))
-    progs[states] = build_model(model_config(name, n_classes=35, states=states), seed=0).eval()
+for i in range(len(parent.states)):          # each layer in turn cut to 70 % and 80 % of its states, the rest kept
+    for frac in (0.7, 0.8):                  # tiny's first layer: 32 -> 22 and 26 (26 was padded to 28: a scalar tail)
+        states = tuple(max(1, round(frac * p)) if j == i else p for j, p in enumerate(parent.states))
+        progs[states] = build_model(model_config(name, n_classes=35, states=states), seed=0).eval()
 progs[parent.states] = build_model(parent, seed=0).eval()
 cpp = {k: CppModel(build_shared(generate_cpp(export_dict(m, steps), tempfile.mkdtemp()))) for k, m in progs.items()}
 times = interleaved_cpu_seconds({k: (lambda c=c: c.classify(x)) for k, c in cpp.items()}, 10 if name == "tiny" else 3)
