@@ -21,7 +21,9 @@
 # schedule with warm-up, decoder orthogonality penalty, checkpoint chosen on validation accuracy,
 # test accuracy computed once) on the synthetic keyword set and on real Speech Commands clips, and
 # sets their sizes next to the paper's. Which models, data and how many steps come from the
-# parameter profile (`notebooks/profiles.yml`); the profile used for this page is printed below.
+# parameter profile (`notebooks/profiles.yml`), shown in the table below. In the `quick` profile the
+# models on real speech are trained to convergence (30 epochs of every training clip) and are the
+# ones every later chapter prunes, downsamples and exports; the synthetic set gets a small budget.
 
 # %% tags=["parameters"]
 run_root = "runs/ci"          # folder of the training runs: one sub-folder <dataset>_<model> each
@@ -31,9 +33,9 @@ epochs = 1                    # training epochs, per dataset
 batches_per_epoch = 2         # batches per epoch (None: the whole training split), per dataset
 lr = 0.005                    # learning rate η of the SSM parameters (the other parameters get 4η)
 batch_size = 8                # clips per batch
-warmup_steps = 2              # linear warm-up steps before the cosine schedule
+warmup_steps = 2              # linear warm-up steps before the cosine schedule, per dataset
 device = "cpu"                # where to train: cpu, cuda[:N] or auto
-long_runs = "checkpoints/trained"  # folder of runs trained to convergence with `sedge train` (shown when present; None: skip)
+long_runs = "checkpoints/trained"  # folder of longer `sedge train` runs still in progress (shown when present; None: skip)
 
 # %%
 from sedge.parameters import check_namespace, for_data
@@ -55,72 +57,6 @@ from sedge.model import build_model
 
 torch.set_num_threads(2)
 book_style()
-
-# %% [markdown]
-# ## Trained to convergence
-#
-# The runs below were trained with `sedge train` for as many epochs as validation accuracy kept
-# improving (the commands are in `checkpoints/trained/README.md`), on the real 8-word excerpt of
-# Speech Commands (8 classes: chance is 12.5 %). Each checkpoint is the epoch with the best
-# validation accuracy; test accuracy is computed once, for it, when the run finishes. A run still
-# training shows its curve so far and no test accuracy. The budget-limited runs of this profile
-# follow in the next sections.
-
-# %%
-long = []
-for run in converged_runs(long_runs):
-    hist, s = run["history"], run["summary"]
-    best = max(hist, key=lambda h: h["val_acc"])
-    long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),
-                 "status": "finished" if s else "training", "params (paper formula)": cost_report(run["module"])["params_paper"],
-                 "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
-                 "test acc %": 100 * s["test_acc"] if s else float("nan"),
-                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist,
-                 "_model": run["module"], "_meta": run["meta"], "_data": s["data"] if s else None})
-if long:
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for i, r in enumerate(long):
-        ep = [h["epoch"] for h in r["curve"]]
-        ax.plot(ep, [100 * h["val_acc"] for h in r["curve"]], "-o", ms=3, color=f"C{i}", label=f"{r['model']} validation")
-        ax.plot(ep, [100 * h["train_acc"] for h in r["curve"]], "--", color=f"C{i}", label=f"{r['model']} train")
-    chance = 100 / long[0]["classes"]
-    ax.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.1f} %)")
-    ax.set(xlabel="epoch", ylabel="accuracy %", title="runs trained to convergence", ylim=(0, 100))
-    legend_below(fig, [ax], ncol=3)
-    display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve" and not k.startswith("_")} for r in long]))
-else:
-    print(f"no runs trained to convergence in {long_runs}")
-
-# %% [markdown]
-# Where the finished runs err on the test split: rows are the spoken word, columns the prediction,
-# each cell the share of that word's test clips (the count beside it). The diagonal's mean weighted by
-# the clips per word is the test accuracy above.
-
-# %%
-finished = [r for r in long if r["status"] == "finished" and r["_data"]
-            and available_datasets({r["run"]: r["_data"]})]
-if finished:
-    fig, axes = panels(len(finished), ncols=2, height=4.6)
-    for ax, r in zip(axes, finished):
-        classes = r["_meta"]["classes"]
-        d = load_data(r["_data"]).restrict_to(classes)
-        xt, yt = d.test.tensors(*r["_meta"]["norm"])
-        pred = predict(r["_model"], xt, batch_size=16).argmax(1).numpy()
-        cm = confusion_matrix(pred, yt.numpy(), len(classes))
-        assert abs(100 * np.trace(cm) / cm.sum() - r["test acc %"]) <= 100 / cm.sum()   # the summary's, ±1 clip
-        share = 100 * cm / cm.sum(1, keepdims=True)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
-        for i in range(len(classes)):
-            for j in range(len(classes)):
-                if cm[i, j]:
-                    ax.text(j, i, f"{share[i, j]:.0f}\n({cm[i, j]})", ha="center", va="center", fontsize=6.5,
-                            color="white" if share[i, j] > 60 else "black")
-        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-        ax.set_yticks(range(len(classes)), classes)
-        ax.set(xlabel="predicted", ylabel="spoken", title=f"{r['model']}: test {r['test acc %']:.1f} % ({cm.sum()} clips)")
-    fig.tight_layout()
-else:
-    print("no finished run with its data on this machine")
 
 # %% [markdown]
 # ## Model sizes against the paper
@@ -161,7 +97,8 @@ for tag, spec in available.items():
     for m in for_data(models, tag, "models"):
         runs[tag, m] = trained_run(m, spec, tag, run_root, epochs=for_data(epochs, tag, "epochs"), lr=lr,
                                    batch_size=batch_size, max_steps=for_data(batches_per_epoch, tag, "batches_per_epoch"),
-                                   warmup_steps=warmup_steps, progress=False, device=device)
+                                   warmup_steps=for_data(warmup_steps, tag, "warmup_steps"), progress=False,
+                                   device=device)
 
 # %%
 rows = []
@@ -189,6 +126,39 @@ for ax, tag in zip(axes, available):
         ax.plot(ep, [100 * h["train_acc"] for h in hist], "--", color=colour[m], label=f"{m} train")
     ax.set(title=tag, xlabel="epoch", ylabel="accuracy %")
 legend_below(fig, axes, ncol=4)
+
+# %% [markdown]
+# ## Where the real-speech models err
+#
+# The runs on real speech, on their test split: rows are the spoken word, columns the prediction,
+# each cell the share of that word's test clips (the count beside it). The diagonal's mean weighted
+# by the clips per word is the test accuracy of the table above.
+
+# %%
+real = [(t, m) for t, m in runs if not available[t].startswith("synthetic")]
+if real:
+    fig, axes = panels(len(real), ncols=2, height=4.6)
+    for ax, (tag, m) in zip(axes, real):
+        model, meta, _ = load_run(runs[tag, m]["run_dir"])
+        classes = meta["classes"]
+        xt, yt = load_data(available[tag]).restrict_to(classes).test.tensors(*meta["norm"])
+        pred = predict(model, xt, batch_size=16).argmax(1).numpy()
+        cm = confusion_matrix(pred, yt.numpy(), len(classes))
+        test_pct = 100 * runs[tag, m]["test_acc"]
+        assert abs(100 * np.trace(cm) / cm.sum() - test_pct) <= 100 / cm.sum()   # the summary's, ±1 clip
+        share = 100 * cm / cm.sum(1, keepdims=True)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=100)
+        for i in range(len(classes)):
+            for j in range(len(classes)):
+                if cm[i, j]:
+                    ax.text(j, i, f"{share[i, j]:.0f}\n({cm[i, j]})", ha="center", va="center", fontsize=6.5,
+                            color="white" if share[i, j] > 60 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set(xlabel="predicted", ylabel="spoken", title=f"{m} on {tag}: test {test_pct:.1f} % ({cm.sum()} clips)")
+    fig.tight_layout()
+else:
+    print("no real-speech data set in this profile on this machine")
 
 # %% [markdown]
 # ## Listen
@@ -236,3 +206,36 @@ ax.set(xscale="log", xlabel="MMAC per 1-s clip", ylabel="test accuracy %")
 plain_log_ticks(ax)
 ax.legend()
 fig.tight_layout()
+
+# %% [markdown]
+# ## Runs still training
+#
+# Longer runs trained with `sedge train` on the real 8-word excerpt that have not finished yet (their
+# commands are in `checkpoints/trained/README.md`). Each resumes where it stopped and, once
+# finished, becomes the profile's run of its model on the real words (above). A run in progress has
+# a best validation accuracy so far and no test accuracy: the test split is scored once, at the end.
+
+# %%
+long = []
+for run in converged_runs(long_runs):
+    hist, s = run["history"], run["summary"]
+    best = max(hist, key=lambda h: h["val_acc"])
+    long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),
+                 "status": "finished" if s else "training", "params (paper formula)": cost_report(run["module"])["params_paper"],
+                 "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
+                 "test acc %": 100 * s["test_acc"] if s else float("nan"),
+                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist})
+if long:
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    for r in long:
+        ep = [h["epoch"] for h in r["curve"]]
+        c = colour.get(r["model"], "C9")
+        ax.plot(ep, [100 * h["val_acc"] for h in r["curve"]], "-o", ms=3, color=c, label=f"{r['model']} validation")
+        ax.plot(ep, [100 * h["train_acc"] for h in r["curve"]], "--", color=c, label=f"{r['model']} train")
+    chance = 100 / long[0]["classes"]
+    ax.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.1f} %)")
+    ax.set(xlabel="epoch", ylabel="accuracy %", title="runs in progress", ylim=(0, 100))
+    legend_below(fig, [ax], ncol=3)
+    display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in long]))
+else:
+    print(f"no runs in progress in {long_runs}")
