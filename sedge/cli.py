@@ -293,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--epochs", type=int, default=40)
     t.add_argument("--lr", type=float, default=0.002, help="η for the SSM group (the rest gets 4η)")
     t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--dropout", type=float, default=0.0)
+    t.add_argument("--dropout", type=float, default=0.0,
+                   help="training-time dropout of whole output channels of each S-Edge layer "
+                        "(probability; default 0, the paper's recipe)")
     t.add_argument("--no-rzoh", action="store_true",
                    help="train without random zero-order hold (the ablation of step-scale robustness; "
                         "default: RZOH on, as in the paper)")
@@ -370,7 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--checkpoint", required=True)
     f.add_argument("--data", default="synthetic", help=DATA_HELP)
     f.add_argument("--epochs", type=int, default=2)
-    f.add_argument("--lr", type=float, default=0.001)
+    f.add_argument("--lr", type=float, default=5e-5,
+                   help="η for the SSM group, the rest gets 4η (default 5e-5: chosen on validation by "
+                        "tools/finetune_lr_sweep.py; 1e-3 throws a trained model off its minimum)")
     f.add_argument("--batch-size", type=int, default=16)
     f.add_argument("--max-steps", type=int, default=None, help="batches per epoch (default: all)")
     f.add_argument("--out", required=True)
