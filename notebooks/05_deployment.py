@@ -104,7 +104,7 @@ def raw_and_normalised(split, norm):
 # to a multiple of 8 with zero states (same output, whole 8-float vectors), so a pruned layer is
 # never slower than its parent; memory counts the padding.
 
-# %%
+# %% tags=["hide-input"]
 rows, fixed_rows, probe, timed = [], [], None, {}
 for tag, spec in available.items():
     data = load_data(spec)
@@ -129,7 +129,7 @@ for tag, spec in available.items():
                 streamed = cpp.classify(raw_t[:4].numpy(), path="stream")
                 scale = np.abs(pt).max()
                 one = raw_t[:1].numpy()
-                rows.append({"data": tag, "model": m, "kind": kind, "step scale": str(sc), "states": [l.P for l in model.layers],
+                rows.append({"data": tag, "model": m, "kind": kind, "step scale": "-".join(map(str, sc)), "states": [l.P for l in model.layers],
                              "max rel. err. C++ vs PyTorch": np.abs(out - pt).max() / scale,
                              "max rel. err. NumPy vs PyTorch": np.abs(ref - pt[:reference_clips]).max() / scale,
                              "max rel. err. stream vs block": np.abs(streamed - out[:4]).max() / np.abs(out[:4]).max(),
@@ -146,7 +146,7 @@ for tag, spec in available.items():
                     fx = CppModel(build_shared(generate_cpp_fixed(q, Path(f"{proj}_fixed{bits}"))))
                     fx_out = fx.classify(raw_t.numpy())
                     fx_ref = fixed_logits(q, raw_t[:reference_clips].numpy())
-                    fixed_rows.append({"data": tag, "model": m, "kind": kind, "step scale": str(sc), "weights": f"int{bits}",
+                    fixed_rows.append({"data": tag, "model": m, "kind": kind, "step scale": "-".join(map(str, sc)), "weights": f"int{bits}",
                                        "test acc % float": rows[-1]["test acc % (C++)"],
                                        "val acc % fixed": 100 * float((fx.classify(raw_v.numpy()).argmax(1) == y_v).mean()),
                                        "test acc % fixed": 100 * float((fx_out.argmax(1) == y_t).mean()),
@@ -170,7 +170,22 @@ for f in fixed_rows:
     f["µs/clip float (streaming)"] = rows[f.pop("_float_row")]["µs/clip streaming"]
 deploy = pd.DataFrame(rows)
 assert (deploy["max rel. err. C++ vs PyTorch"] <= 1e-4).all(), "C++ parity broken"
-show_table(deploy.drop(columns=["states"]), ["data", "model", "kind", "step scale"])
+parity = deploy.groupby(["data", "model", "kind"], sort=False).agg(
+    **{"configurations": ("step scale", "size"), "clips": ("clips", "first"),
+       "worst rel. err. C++ vs PyTorch": ("max rel. err. C++ vs PyTorch", "max"),
+       "worst rel. err. NumPy vs PyTorch": ("max rel. err. NumPy vs PyTorch", "max"),
+       "worst rel. err. stream vs block": ("max rel. err. stream vs block", "max"),
+       "lowest top-1 agree %": ("top-1 agree %", "min")}).reset_index()
+show_table(parity, ["data", "model", "kind"])
+
+# %% [markdown]
+# Each row above is the worst over the model's step-scale lists. Every configuration on its own
+# (click to show):
+
+# %% tags=["hide-output"]
+show_table(deploy[["data", "model", "kind", "step scale", "states", "max rel. err. C++ vs PyTorch",
+                   "max rel. err. NumPy vs PyTorch", "max rel. err. stream vs block", "top-1 agree %", "clips"]],
+           ["data", "model", "kind", "step scale"])
 
 # %% [markdown]
 # ## Size and latency next to the authors' microcontroller figures
@@ -181,9 +196,11 @@ show_table(deploy.drop(columns=["states"]), ["data", "model", "kind", "step scal
 
 # %%
 summary = deploy[["data", "model", "kind", "step scale", "weights B", "state B", "MMAC/clip (C++ conv.)", "µs/clip",
-                  "µs/clip streaming", "RTF", "test acc % (C++)"]].copy()
-summary["GMAC/s"] = summary["MMAC/clip (C++ conv.)"] / summary["µs/clip"] * 1e3
+                  "µs/clip streaming", "test acc % (C++)"]].copy()
 show_table(summary, ["data", "model", "kind", "step scale"])
+gmacs = deploy["MMAC/clip (C++ conv.)"] / deploy["µs/clip"] * 1e3
+print(f"real-time factor (µs per clip / 10⁶): {deploy['RTF'].min():.1e} to {deploy['RTF'].max():.1e}\n"
+      f"whole-clip throughput: {gmacs.min():.2f}–{gmacs.max():.2f} GMAC/s on one core")
 
 # %% [markdown]
 # ## Fixed point against float32
@@ -202,22 +219,42 @@ fixed = pd.DataFrame(fixed_rows)
 assert fixed["C++ == integer NumPy"].all(), "integer C++ differs from the integer reference"
 fixed["acc. drop pp"] = fixed["test acc % float"] - fixed["test acc % fixed"]
 fixed["weights saving ×"] = fixed["weights B float"] / fixed["weights B fixed"]
-show_table(fixed, ["data", "model", "kind", "step scale", "weights"])
-
-# %%
+fixed["state fixed / float ×"] = fixed["state B fixed"] / fixed["state B float"]
+fixed["time fixed / float streaming ×"] = fixed["µs/clip fixed"] / fixed["µs/clip float (streaming)"]
+per_model = fixed.groupby(["data", "model", "weights"], sort=False).agg(
+    **{"configurations": ("step scale", "size"),
+       "lowest top-1 agree % fixed vs float": ("top-1 agree % fixed vs float", "min"),
+       "largest acc. drop pp": ("acc. drop pp", "max"),
+       "weights saving × (min)": ("weights saving ×", "min"),
+       "state fixed / float × (max)": ("state fixed / float ×", "max"),
+       "time fixed / float streaming × (median)": ("time fixed / float streaming ×", "median")}).reset_index()
+show_table(per_model, ["data", "model", "weights"])
 for w, g in fixed.groupby("weights", sort=False):
-    print(f"{w} weights, {len(g)} configurations: accuracy drop mean {g['acc. drop pp'].mean():.2f} pp "
-          f"(range {g['acc. drop pp'].min():.2f} to {g['acc. drop pp'].max():.2f}); top-1 agreement with float "
-          f"{g['top-1 agree % fixed vs float'].min():.1f}–{g['top-1 agree % fixed vs float'].max():.1f} %; "
-          f"weights {g['weights saving ×'].min():.2f}–{g['weights saving ×'].max():.2f}× smaller than float32; "
-          f"state {(g['state B float'] / g['state B fixed']).min():.2f}–{(g['state B float'] / g['state B fixed']).max():.2f}× smaller")
+    print(f"{w} weights, {len(g)} configurations:\n"
+          f"  accuracy drop mean {g['acc. drop pp'].mean():.2f} pp (range {g['acc. drop pp'].min():.2f} to "
+          f"{g['acc. drop pp'].max():.2f})\n"
+          f"  top-1 agreement with float {g['top-1 agree % fixed vs float'].min():.1f}–"
+          f"{g['top-1 agree % fixed vs float'].max():.1f} %\n"
+          f"  weights {g['weights saving ×'].min():.2f}–{g['weights saving ×'].max():.2f}× smaller than float32\n"
+          f"  state {g['state fixed / float ×'].min():.2f}–{g['state fixed / float ×'].max():.2f}× the float32 state "
+          f"(int32 modes, int64 time sum, padded to whole vectors)")
+
+# %% [markdown]
+# Every configuration and weight width on its own (click to show):
+
+# %% tags=["hide-output"]
+show_table(fixed[["data", "model", "kind", "step scale", "weights", "test acc % float", "test acc % fixed",
+                  "acc. drop pp", "top-1 agree % fixed vs float", "max rel. err. fixed vs float",
+                  "weights B fixed", "state B fixed", "µs/clip fixed", "µs/clip float (streaming)"]],
+           ["data", "model", "kind", "step scale", "weights"])
 
 # %% [markdown]
 # ## Accuracy against latency
 #
 # Every deployed configuration: test accuracy as computed by the C++ program against µs per clip —
-# float32 (whole-clip path; open markers), fixed point with int8 weights (filled) and int16 weights
-# (half filled). The line joins the configurations
+# colour is the model, the marker says pruned (square) or not (circle), the fill the arithmetic:
+# float32 whole-clip path (open), fixed point with int8 weights (filled) and int16 weights (half
+# filled). The line joins the configurations
 # no other one beats on both speed and *validation* accuracy (the front is chosen on validation;
 # the line and the points show their test accuracy, measured once).
 
@@ -227,18 +264,29 @@ fixed_points = fixed.rename(columns={"µs/clip fixed": "µs/clip", "val acc % fi
                                      "test acc % fixed": "test acc % (C++)"})
 points = pd.concat([deploy[cols].assign(arith="float32"),
                     fixed_points[cols].assign(arith="fixed " + fixed_points["weights"])])
+from matplotlib.lines import Line2D
 fill = {"float32": "none", "fixed int8": "full", "fixed int16": "left"}
-fig, axes = panels(len(available), height=3.8)
+marker = {"unpruned": "o", f"pruned {pruned_budget_pp} pp": "s"}
+model_names = list(dict.fromkeys(points["model"]))
+colour = {m: f"C{i}" for i, m in enumerate(model_names)}          # one colour per model, every panel
+fig, axes = panels(len(available), ncols=1, height=3.6)
 for ax, tag in zip(axes, available):
     g = points[points.data == tag].reset_index(drop=True)
     for (m, kind, arith), h in g.groupby(["model", "kind", "arith"]):
-        ax.plot(h["µs/clip"], h["test acc % (C++)"], "o" if kind == "unpruned" else "s",
-                fillstyle=fill[arith], label=f"{m} {kind} {arith}")
+        ax.plot(h["µs/clip"], h["test acc % (C++)"], marker[kind], color=colour[m], fillstyle=fill[arith],
+                ms=6, ls="none")
     front = g[pareto_mask(g["µs/clip"].to_numpy(), g["val acc % (C++)"].to_numpy())].sort_values("µs/clip")
-    ax.step(front["µs/clip"], front["test acc % (C++)"], "k-", where="post", lw=0.8, label="front (chosen on validation)")
-    ax.set(xscale="log", title=tag, xlabel="µs per 1-s clip (one core)", ylabel="test accuracy % (C++)")
+    ax.step(front["µs/clip"], front["test acc % (C++)"], "k-", where="post", lw=0.8)
+    ax.set(xscale="log", title=f"{tag}: test accuracy against C++ time", xlabel="µs per 1-s clip (one core)",
+           ylabel="test accuracy % (C++)")
     plain_log_ticks(ax)
-legend_below(fig, axes, ncol=3)
+key = ([Line2D([], [], color=colour[m], marker="o", ls="none", label=m) for m in model_names]
+       + [Line2D([], [], color="0.3", marker=mk, ls="none", fillstyle="none", label=k) for k, mk in marker.items()]
+       + [Line2D([], [], color="0.3", marker="o", ls="none", fillstyle=f, label=a) for a, f in fill.items()]
+       + [Line2D([], [], color="k", lw=0.8, label="front (chosen on validation)")])
+for h in key:
+    axes[0].add_line(h)
+legend_below(fig, axes, ncol=4)
 
 # %% [markdown]
 # ## Running the exported program on a WAV file
