@@ -55,23 +55,28 @@ def clips(split, norm):
     x, y = split.tensors(*norm)
     return (x[:max_eval_clips], y[:max_eval_clips]) if max_eval_clips else (x, y)
 
+def step_scale_sweep(model, data, norm) -> list[dict]:
+    """Validation and test accuracy and MACs of ``model`` at every step-scale candidate."""
+    xv, yv = clips(data.val, norm)
+    xt, yt = clips(data.test, norm)
+    out = []
+    for s in step_scale_candidates(len(model.layers)):
+        model.set_step_scale(s)
+        out.append({"step scale": "-".join(map(str, s)), "s": tuple(s),
+                    "kMAC/sample": cost_report(model)["macs_per_sample"] / 1e3,
+                    "val acc %": 100 * accuracy(predict(model, xv), yv),
+                    "test acc %": 100 * accuracy(predict(model, xt), yt)})
+    model.set_step_scale([1] * len(model.layers))
+    return out
+
 rows = []
-models_loaded = {}
+models_loaded, data_loaded = {}, {}
 for tag, spec in available_datasets(datasets).items():
-    data = load_data(spec)
+    data_loaded[tag] = data = load_data(spec)
     for m in for_data(models, tag, "models"):
         model, meta, _ = load_run(run_dir_for(run_root, tag, m))
         models_loaded[tag, m] = model
-        xv, yv = clips(data.val, meta["norm"])
-        xt, yt = clips(data.test, meta["norm"])
-        for s in step_scale_candidates(len(model.layers)):
-            model.set_step_scale(s)
-            c = cost_report(model)
-            rows.append({"data": tag, "model": m, "step scale": "-".join(map(str, s)), "s": tuple(s),
-                         "kMAC/sample": c["macs_per_sample"] / 1e3,
-                         "val acc %": 100 * accuracy(predict(model, xv), yv),
-                         "test acc %": 100 * accuracy(predict(model, xt), yt)})
-        model.set_step_scale([1] * len(model.layers))
+        rows += [{"data": tag, "model": m, **r} for r in step_scale_sweep(model, data, meta["norm"])]
 sweep = pd.DataFrame(rows)
 sweep.drop(columns="s").round(2)
 
@@ -112,7 +117,7 @@ uni.pivot_table(index=["data", "model"], columns="rate", values="test acc %")[["
 # %% [markdown]
 # ## The random zero-order hold on and off
 #
-# Training with RZOH (SPEC §4; the paper's recipe) draws a random step scale for each batch, so that
+# Training with RZOH (the paper's recipe) draws a random step scale for each batch, so that
 # the model sees held, decimated inputs. The ablation: the same recipe with `sedge train --no-rzoh`
 # (one seed), scored at the same step-scale lists. *drop* is the loss against the model's own 16 kHz
 # accuracy; both are on validation (nothing is chosen here, the test columns are for completeness).
@@ -120,20 +125,14 @@ uni.pivot_table(index=["data", "model"], columns="rate", values="test acc %")[["
 # %%
 ablation = []
 for tag, runs in no_rzoh_runs.items():
-    data = load_data(available_datasets(datasets)[tag])
     for m, folder in runs.items():
         plain, meta, _ = load_run(folder)
-        xv, yv = clips(data.val, meta["norm"])
-        xt, yt = clips(data.test, meta["norm"])
-        for s in step_scale_candidates(len(plain.layers)):
-            plain.set_step_scale(s)
-            with_rzoh = sweep[(sweep.data == tag) & (sweep.model == m) & sweep["s"].apply(lambda v: v == tuple(s))].iloc[0]
-            ablation.append({"data": tag, "model": m, "step scale": "-".join(map(str, s)),
-                             "RZOH val %": with_rzoh["val acc %"], "no RZOH val %": 100 * accuracy(predict(plain, xv), yv),
-                             "RZOH test %": with_rzoh["test acc %"], "no RZOH test %": 100 * accuracy(predict(plain, xt), yt)})
-        plain.set_step_scale([1] * len(plain.layers))
+        ablation += [{"data": tag, "model": m, **r} for r in step_scale_sweep(plain, data_loaded[tag], meta["norm"])]
 if ablation:
-    ablation = pd.DataFrame(ablation)
+    plain = pd.DataFrame(ablation)[["data", "model", "step scale", "val acc %", "test acc %"]]
+    ablation = sweep.merge(plain, on=["data", "model", "step scale"], suffixes=("", " no RZOH")).rename(
+        columns={"val acc %": "RZOH val %", "test acc %": "RZOH test %",
+                 "val acc % no RZOH": "no RZOH val %", "test acc % no RZOH": "no RZOH test %"})
     for col in ("RZOH", "no RZOH"):
         first = ablation.groupby(["data", "model"])[f"{col} val %"].transform("first")   # the 16 kHz list comes first
         ablation[f"{col} drop pp"] = first - ablation[f"{col} val %"]

@@ -32,7 +32,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    unpruned = json.loads(Path(PRUNED, "summary.json").read_text())["val_acc_before"]
+    search = json.loads(Path(PRUNED, "summary.json").read_text())
+    unpruned, pruned_val = search["val_acc_before"], search["val_acc_after"]
     print(f"unpruned val {unpruned:.2f} %; the 2-pp model: {PRUNED}")
     print("| η | epochs × batches | val % per epoch (0 = pruned) | train % per epoch | selected | val % | "
           "gap to unpruned pp | test % |")
@@ -42,7 +43,6 @@ def main() -> None:
         s = finetuned_run(f"{PRUNED}/pruned.pt", "mini", out, epochs=epochs, max_steps=steps, lr=lr,
                           batch_size=16, progress=False)
         history = json.loads((out / "metrics.json").read_text())
-        pruned_val = json.loads(Path(PRUNED, "summary.json").read_text())["val_acc_after"]
         vals = [f"{pruned_val:.1f}"] + [f"{100 * h['val_acc']:.1f}" for h in history]
         trains = [f"{100 * h['train_acc']:.1f}" for h in history]
         print(f"| {lr:g} | {epochs} × {steps or math.ceil(s['n_train'] / 16)} | {' → '.join(vals)} | {', '.join(trains)} | "
