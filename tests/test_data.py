@@ -1,3 +1,4 @@
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -136,3 +137,24 @@ def test_gsc_uses_the_official_split_lists(tmp_path, monkeypatch):
     assert len(d.train) == 12 - 4 and d.classes == ["no", "yes"]        # background noise excluded
     with pytest.raises(DataError, match="Speech Commands v0.02 not found"):
         load_gsc(tmp_path / "elsewhere")
+
+
+def test_a_training_subset_keeps_validation_and_test_clip_for_clip(tmp_path, monkeypatch):
+    """tools/subset_training_speakers.py: the data-size ablation's folder keeps every validation and
+    test clip and about the requested fraction of the training speakers, all of them from train."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "subset_tool", Path(__file__).parents[1] / "tools" / "subset_training_speakers.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    _write_folder(tmp_path / "full", speakers=200, n=400)
+    assert tool.main(["--root", str(tmp_path / "full"), "--fraction", "0.5", "--out", str(tmp_path / "half")]) == 0
+    full, half = load_folder(tmp_path / "full"), load_folder(tmp_path / "half")
+    for split in ("val", "test"):
+        assert half.split(split).speakers == full.split(split).speakers
+        assert np.array_equal(half.split(split).waves, full.split(split).waves)
+    assert set(half.train.speakers) < set(full.train.speakers)
+    assert 0.35 < len(set(half.train.speakers)) / len(set(full.train.speakers)) < 0.65
+    with pytest.raises(SystemExit):                      # the output folder must be new
+        tool.main(["--root", str(tmp_path / "full"), "--fraction", "0.5", "--out", str(tmp_path / "half")])
