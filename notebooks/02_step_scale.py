@@ -112,7 +112,11 @@ legend_below(fig, axes, ncol=2)
 rate = {1: "16 kHz", 2: "8 kHz", 4: "4 kHz"}
 uni = sweep[sweep["s"].apply(lambda s: len(set(s)) == 1 and s[0] in rate)].copy()
 uni["rate"] = uni["s"].apply(lambda s: rate[s[0]])
-uni.pivot_table(index=["data", "model"], columns="rate", values="test acc %")[["16 kHz", "8 kHz", "4 kHz"]].round(2)
+rates = pd.DataFrame([{"data": tag, "model": m,
+                       **{f"{r} {split} %": g.loc[g.rate == r, f"{split} acc %"].iloc[0]
+                          for r in rate.values() for split in ("val", "test")}}
+                      for (tag, m), g in uni.groupby(["data", "model"], sort=False)])
+rates
 
 # %% [markdown]
 # ## The random zero-order hold on and off

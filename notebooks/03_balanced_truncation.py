@@ -78,19 +78,18 @@ for tag in available:
 
 # %%
 rows = []
-for (tag, m), (run_dir, model, meta) in loaded.items():
-    L = len(model.layers)
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+fig, axes = panels(len(loaded), ncols=2, height=3.2)
+for ax, ((tag, m), (run_dir, model, meta)) in zip(axes, loaded.items()):
     for i, layer in enumerate(model.layers):
         hsv = hankel_singular_values(layer_system(layer))
-        ax.semilogy(np.arange(1, len(hsv) + 1), hsv / hsv[0], ".-", ms=3, label=f"layer {i + 1} (2P={len(hsv)})")
+        ax.semilogy(np.arange(1, len(hsv) + 1), hsv / hsv[0], ".-", ms=3, color=f"C{i}", label=f"layer {i + 1}")
         share = np.cumsum(hsv) / hsv.sum()
         rows.append({"data": tag, "model": m, "layer": i + 1, "2P": len(hsv),
                      "states for 99 % Σσ": int(np.searchsorted(share, 0.99) + 1),
                      "states for 99.9 % Σσ": int(np.searchsorted(share, 0.999) + 1)})
     ax.set(title=f"{m} on {tag}", xlabel="index i", ylabel="σ_i / σ_1")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.legend(fontsize=7, loc="upper right")
+fig.tight_layout()
 pd.DataFrame(rows)
 
 # %% [markdown]

@@ -38,13 +38,13 @@ def legend_below(fig, axes, ncol: int = 4, fontsize: float = 8) -> None:
 
 def plain_log_ticks(ax, axis: str = "x") -> None:
     """Major ticks of a log axis as plain numbers (0.3, 1, 300 — not 3×10⁻¹). Minor ticks are
-    labelled (at 2, 3 and 5 × 10ᵏ) only when the axis spans less than a decade, where it would
-    otherwise show one number or none."""
+    labelled (at 2, 3 and 5 × 10ᵏ) only when fewer than two powers of ten lie in view, i.e.
+    ⌊log₁₀ hi⌋ − ⌈log₁₀ lo⌉ < 1, where the axis would otherwise show one number or none."""
     target = ax.xaxis if axis == "x" else ax.yaxis
 
     def minor(v, _):
         lo, hi = sorted(target.get_view_interval())
-        if lo <= 0 or hi / lo >= 10:
+        if lo <= 0 or math.floor(math.log10(hi) + 1e-9) - math.ceil(math.log10(lo) - 1e-9) >= 1:
             return ""
         lead = v / 10 ** math.floor(math.log10(v) + 1e-9)
         return f"{v:g}" if any(abs(lead - d) < 1e-6 for d in (2, 3, 5)) else ""

@@ -78,7 +78,7 @@ def test_tables_with_repeated_labels_still_display_and_budgets_keep_their_digits
     assert "tiny" in styled(pd.concat([df, df], axis=1)).to_html()   # repeated columns too
 
 
-def test_a_log_axis_within_one_decade_still_has_numbers():
+def test_a_log_axis_with_one_power_of_ten_in_view_still_has_numbers():
     import matplotlib.pyplot as plt
 
     from sedge.plots import plain_log_ticks
@@ -89,6 +89,9 @@ def test_a_log_axis_within_one_decade_still_has_numbers():
     fig.canvas.draw()
     labels = [t.get_text() for t in ax.get_xticklabels(minor=True) + ax.get_xticklabels() if t.get_text()]
     assert {"3000", "5000"} <= set(labels), labels
+    ax.set_xlim(0.8, 9)                                            # over a decade wide, one power of ten inside
+    fig.canvas.draw()
+    assert {"2", "3", "5"} <= {t.get_text() for t in ax.get_xticklabels(minor=True)}
     ax.set_xlim(1, 1000)
     fig.canvas.draw()
     assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]   # decades: majors only
