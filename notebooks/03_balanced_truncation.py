@@ -85,8 +85,8 @@ for ax, ((tag, m), (run_dir, model, meta)) in zip(axes, loaded.items()):
         ax.semilogy(np.arange(1, len(hsv) + 1), hsv / hsv[0], ".-", ms=3, color=f"C{i}", label=f"layer {i + 1}")
         share = np.cumsum(hsv) / hsv.sum()
         rows.append({"data": tag, "model": m, "layer": i + 1, "2P": len(hsv),
-                     "states for 99 % Σσ": int(np.searchsorted(share, 0.99) + 1),
-                     "states for 99.9 % Σσ": int(np.searchsorted(share, 0.999) + 1)})
+                     "states for 99 % Σσ": f"{int(np.searchsorted(share, 0.99)) + 1} of {len(hsv)}",
+                     "states for 99.9 % Σσ": f"{int(np.searchsorted(share, 0.999)) + 1} of {len(hsv)}"})
     ax.set(title=f"{m} on {tag}", xlabel="index i", ylabel="σ_i / σ_1")
     ax.legend(fontsize=7, loc="upper right")
 fig.tight_layout()
