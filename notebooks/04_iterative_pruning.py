@@ -45,6 +45,7 @@ device = "cpu"                  # where to fine-tune: cpu, cuda[:N] or auto
 from sedge.parameters import check_namespace, for_data
 check_namespace(globals(), "04_iterative_pruning")
 
+import dataclasses
 from math import ceil
 
 import matplotlib.pyplot as plt
@@ -165,7 +166,7 @@ for tag, m in keys:
         hsv = hankel_singular_values(layer_system(layer))
         move = max(1, ceil(step_fraction * shape.P))
         share = np.cumsum(hsv) / hsv.sum()
-        per_state = 4 + 2 * shape.d_in + 2 * shape.H
+        per_state = paper_layer_params(shape) - paper_layer_params(dataclasses.replace(shape, P=shape.P - 1))
         rows.append({"data": tag, "model": m, "layer": i + 1, "P": shape.P,
                      "params % of model": 100 * paper_layer_params(shape) / total,
                      "params per state": per_state,
@@ -173,10 +174,12 @@ for tag, m in keys:
                      "Σσ % of one move": 100 * hsv[len(hsv) - 2 * move:].sum() / hsv.sum(),
                      kept_lo: searches[tag, m, lo]["states_after"][i],
                      kept_hi: searches[tag, m, hi]["states_after"][i]})
-    saved = [(r["P"] - r[kept_lo]) * r["params per state"] for r in rows]
+    saved_total = total - searches[tag, m, lo]["params_after"]       # as the search counted it
+    saved = [(r["P"] - r[kept_lo]) * r["params per state"] for r in rows]   # its split over the layers
+    assert sum(saved) == saved_total, f"{m} on {tag}: layer split {sum(saved)} ≠ search's {saved_total}"
     where = ", ".join(f"layer {r['layer']} {100 * s / sum(saved):.0f} %" for r, s in zip(rows, saved) if s) if sum(saved) else "nothing"
-    notes.append(f"{m} on {tag}: at {lo:g} pp the search saves {sum(saved):,} parameters of {total:,} "
-                 f"({100 * sum(saved) / total:.1f} %); they come from {where}.")
+    notes.append(f"{m} on {tag}: at {lo:g} pp the search saves {saved_total:,} parameters of {total:,} "
+                 f"({100 * saved_total / total:.1f} %); they come from {where}.")
     hsv_rows += rows
 show_table(pd.DataFrame(hsv_rows), ["data", "model", "layer"])
 display(Markdown("\n".join(f"- {n}" for n in notes)))
