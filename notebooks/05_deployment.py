@@ -53,7 +53,7 @@ max_clips = 16                  # test clips for parity and accuracy (None: the 
 reference_clips = 8             # clips also run through the float64 NumPy reference
 timing_reps = 3                 # timing repetitions (best of)
 calib_clips = 8                 # training clips that set the fixed-point scales
-headroom = 4.0                  # fixed-point range margin over the largest calibration value
+headrooms = [2.0, 4.0]          # fixed-point range margins over the largest calibration value to try; chosen on validation
 fixed_weight_bits = [8, 16]     # fixed-point weight widths to deploy (8 and/or 16)
 
 # %%
@@ -72,7 +72,7 @@ import torch
 
 from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
 from sedge.cost import layer_shapes, macs_per_sample
-from sedge.cpp import CppModel, build_cli, build_shared, generate_cpp, interleaved_cpu_seconds
+from sedge.cpp import STATE_MULTIPLE, CppModel, build_cli, build_shared, generate_cpp, interleaved_cpu_seconds
 from sedge.cpp_fixed import generate_cpp_fixed
 from sedge.data import available_datasets, load_data
 from sedge.experiments import load_run, pruned_run, run_dir_for
@@ -101,11 +101,12 @@ def raw_and_normalised(split, norm):
 # PyTorch pick the same class. Times are process CPU time for one 1-s clip (best of a few runs, one
 # thread), every program timed once per round over three rounds so that load on the machine slows
 # them alike; the real-time factor is that time over one second. The C++ pads each layer's states
-# to a multiple of 8 with zero states (same output, whole 8-float vectors), so a pruned layer is
-# never slower than its parent; memory counts the padding.
+# to a multiple of 8 with zero states (same output, whole 8-float vectors), so a pruned layer runs
+# no more vector operations than its parent (pruned against unpruned times are compared below);
+# memory counts the padding.
 
 # %% tags=["hide-input"]
-rows, fixed_rows, probe, timed = [], [], None, {}
+rows, fixed_rows, headroom_rows, probe, timed = [], [], [], None, {}
 for tag, spec in available.items():
     data = load_data(spec)
     for m in for_data(models, tag, "models"):
@@ -118,6 +119,22 @@ for tag, spec in available.items():
         raw_t, x_t, y_t = raw_and_normalised(d_split.test, meta["norm"])
         raw_v, _, y_v = raw_and_normalised(d_split.val, meta["norm"])      # the fronts below are chosen on these
         calib = d_split.train.waves[: calib_clips].astype(np.float64) / 32768   # training clips only
+        # the fixed-point range margin, per weight width: the one whose program agrees with float32 on
+        # the most validation clips (unpruned, first step-scale list); a tie goes to the larger margin
+        sc0 = step_scales[str(len(base.layers))][0]
+        d0 = export_dict(base, sc0, norm=tuple(meta["norm"]), classes=meta["classes"])
+        float_val = CppModel(build_shared(generate_cpp(d0, work / f"{tag}_{m}_headroom"))).classify(raw_v.numpy()).argmax(1)
+        headroom = {}
+        for bits in fixed_weight_bits:
+            tried = {}
+            for h in headrooms:
+                q = quantise(d0, calib, headroom=h, weight_bits=bits)
+                fx = CppModel(build_shared(generate_cpp_fixed(q, work / f"{tag}_{m}_headroom{h:g}_int{bits}")))
+                tried[h] = 100 * float((fx.classify(raw_v.numpy()).argmax(1) == float_val).mean())
+            headroom[bits] = max(tried, key=lambda h: (tried[h], h))
+            headroom_rows.append({"data": tag, "model": m, "weights": f"int{bits}",
+                                  **{f"val agree % at headroom {h:g}": a for h, a in tried.items()},
+                                  "chosen headroom": headroom[bits]})
         for kind, model in (("unpruned", base), (f"pruned {pruned_budget_pp} pp", small)):
             for sc in step_scales[str(len(model.layers))]:
                 d = export_dict(model, sc, norm=tuple(meta["norm"]), classes=meta["classes"])
@@ -142,11 +159,12 @@ for tag, spec in available.items():
                 timed[len(rows) - 1, "µs/clip"] = lambda cpp=cpp, one=one: cpp.classify(one)
                 timed[len(rows) - 1, "µs/clip streaming"] = lambda cpp=cpp, one=one: cpp.classify(one, path="stream")
                 for bits in fixed_weight_bits:
-                    q = quantise(d, calib, headroom=headroom, weight_bits=bits)
+                    q = quantise(d, calib, headroom=headroom[bits], weight_bits=bits)
                     fx = CppModel(build_shared(generate_cpp_fixed(q, Path(f"{proj}_fixed{bits}"))))
                     fx_out = fx.classify(raw_t.numpy())
                     fx_ref = fixed_logits(q, raw_t[:reference_clips].numpy())
                     fixed_rows.append({"data": tag, "model": m, "kind": kind, "step scale": "-".join(map(str, sc)), "weights": f"int{bits}",
+                                       "headroom": headroom[bits],
                                        "test acc % float": rows[-1]["test acc % (C++)"],
                                        "val acc % fixed": 100 * float((fx.classify(raw_v.numpy()).argmax(1) == y_v).mean()),
                                        "test acc % fixed": 100 * float((fx_out.argmax(1) == y_t).mean()),
@@ -203,6 +221,29 @@ print(f"real-time factor (µs per clip / 10⁶): {deploy['RTF'].min():.1e} to {d
       f"whole-clip throughput: {gmacs.min():.2f}–{gmacs.max():.2f} GMAC/s on one core")
 
 # %% [markdown]
+# **Pruned against unpruned.** The pruned model next to its parent at the same step scale, both
+# timed in the same rounds. The C++ pads every layer to a multiple of 8 states, so pruning only
+# saves time where a layer's order falls below a multiple of 8 (*padded states* differ); where the
+# padded orders are the same, the two programs do the same work and a ratio near 1 is the timing
+# noise of this machine.
+
+# %%
+unpruned, pruned = deploy[deploy["kind"] == "unpruned"], deploy[deploy["kind"] != "unpruned"]
+pairs = unpruned.merge(pruned, on=["data", "model", "step scale"], suffixes=(" unpruned", " pruned"))
+padded = lambda states: [-(-p // STATE_MULTIPLE) * STATE_MULTIPLE for p in states]   # noqa: E731
+speed = pd.DataFrame({
+    "data": pairs["data"], "model": pairs["model"], "step scale": pairs["step scale"],
+    "padded states unpruned": pairs["states unpruned"].map(padded).map(str),
+    "padded states pruned": pairs["states pruned"].map(padded).map(str),
+    "MMAC pruned / unpruned ×": pairs["MMAC/clip (C++ conv.) pruned"] / pairs["MMAC/clip (C++ conv.) unpruned"],
+    "time pruned / unpruned × (whole clip)": pairs["µs/clip pruned"] / pairs["µs/clip unpruned"],
+    "time pruned / unpruned × (streaming)": pairs["µs/clip streaming pruned"] / pairs["µs/clip streaming unpruned"]})
+show_table(speed, ["data", "model", "step scale"])
+ratios = speed[["time pruned / unpruned × (whole clip)", "time pruned / unpruned × (streaming)"]].to_numpy()
+print(f"time pruned / unpruned over {len(speed)} pairs and both paths: {ratios.min():.3f}–{ratios.max():.3f}× "
+      f"(median {np.median(ratios):.3f}×)")
+
+# %% [markdown]
 # ## Fixed point against float32
 #
 # The same configurations in integer arithmetic. *C++ == integer NumPy* checks the generated integer
@@ -213,6 +254,19 @@ print(f"real-time factor (µs per clip / 10⁶): {deploy['RTF'].min():.1e} to {d
 # the int64 time sum against float32 modes and sum: the same size). The fixed-point program is a straightforward per-sample
 # loop (the target is a microcontroller without a vector unit for floats), so its µs compare with
 # the float streaming path.
+#
+# Every activation and state scale leaves a margin (the *headroom*) over the largest value seen on
+# the calibration clips: a larger margin saturates less on unseen clips, a smaller one keeps more
+# bits. Because the scales are powers of two, each doubling of the margin gives up one bit. The
+# margin is chosen on validation, per model and weight width: the one whose program agrees with the
+# float32 program on the most validation clips (unpruned model, first step-scale list; a tie goes to
+# the larger margin), then used for every configuration of that model:
+
+# %%
+show_table(pd.DataFrame(headroom_rows), ["data", "model", "weights"])
+
+# %% [markdown]
+# With those margins, every configuration against its float32 program on the test clips:
 
 # %%
 fixed = pd.DataFrame(fixed_rows)
