@@ -1,12 +1,21 @@
 """A fingerprint of the library code a piece of work runs: the modules it imports, transitively.
 
-    fingerprint(roots) = SHA-256 over m ∈ closure(roots), sorted, of (m, AST(m) without docstrings)
-                         and the bytes of the non-Python files beside m (e.g. the kernel's C++)
+    fingerprint(roots) = SHA-256 over the sorted digests d(m), m ∈ closure(roots), that are not empty
+    d(m)               = SHA-256 of (AST(m) without docstrings, with every module path of the package
+                         in it replaced by one placeholder) and of the non-Python files beside m
+                         (e.g. the kernel's C++)
 
 ``closure`` follows every ``import``/``from … import`` of the package inside a module (at any
 depth: function-level imports count too) and adds each module's parent packages (their
 ``__init__`` runs on import). Comments and docstrings are not part of the AST dump, so an edit of
 prose changes nothing; an edit of code in any module reached does.
+
+The digest holds what a module computes, not where it lives: neither the module's own name nor
+the paths in its imports (``from .layer import f`` and ``from sedge.models.layer import f`` dump
+alike) nor module names written as strings (the stages' lists of the code they run) enter it, and
+a package whose ``__init__`` holds only a docstring adds nothing. Moving modules into other
+packages therefore leaves every fingerprint, and every cached stage, as it was; the closure still
+decides *which* modules are hashed, so a new import of other code does change it.
 """
 from __future__ import annotations
 
@@ -73,28 +82,58 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
             body = node.body
             if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                     and isinstance(body[0].value.value, str):
-                node.body = body[1:] or [ast.Pass()]
+                node.body = body[1:] or ([] if isinstance(node, ast.Module) else [ast.Pass()])
+    return tree
+
+
+PLACEHOLDER = "<module of the package>"
+
+
+def _without_locations(tree: ast.Module, name: str, package: str, root: Path) -> ast.Module:
+    """``tree`` with every module path of ``package`` replaced by :data:`PLACEHOLDER`: in imports
+    (relative or absolute) and in string constants that name a module (module docstring)."""
+    is_package = module_path(name, root) is not None and module_path(name, root).name == "__init__.py"
+    inside = lambda m: (m == package or m.startswith(package + ".")) and module_path(m, root) is not None  # noqa: E731
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level or inside(node.module or "")):
+            if node.level or inside(_resolve(node, name, is_package)):
+                node.module, node.level = PLACEHOLDER, 0
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if inside(a.name):
+                    a.name = PLACEHOLDER
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and inside(node.value):
+            node.value = PLACEHOLDER
     return tree
 
 
 @lru_cache(maxsize=None)
-def _code_digest(path: Path, mtime_ns: int) -> str:
-    tree = _strip_docstrings(ast.parse(path.read_text()))
-    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+def _ast_digest(path: Path, mtime_ns: int, name: str, package: str, root: Path) -> str | None:
+    """SHA-256 of the AST part of d(m) (module docstring), or None for a module that holds no code."""
+    tree = _without_locations(_strip_docstrings(ast.parse(path.read_text())), name, package, root)
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest() if tree.body else None
+
+
+def _code_digest(name: str, package: str, root: Path) -> str | None:
+    """d(m) of the module docstring, or None for a module with neither code nor data files."""
+    path = module_path(name, root)
+    code = _ast_digest(path, path.stat().st_mtime_ns, name, package, root)
+    extras = sorted(q for q in path.parent.iterdir() if q.is_file() and q.suffix not in (".py", ".pyc")) \
+        if path.name == "__init__.py" else []        # a package's data files: the kernel's C++ source, …
+    if code is None and not extras:
+        return None
+    h = hashlib.sha256((code or "").encode())
+    for extra in extras:
+        h.update(extra.name.encode())
+        h.update(extra.read_bytes())
+    return h.hexdigest()
 
 
 def fingerprint(roots: Iterable[str], package: str = PACKAGE, root: Path = REPO) -> str:
-    """SHA-256 of the code (not the prose) of every module importing ``roots`` runs (module docstring)."""
-    h = hashlib.sha256()
-    for m in sorted(closure(roots, package, root)):
-        p = module_path(m, root)
-        h.update(m.encode())
-        h.update(_code_digest(p, p.stat().st_mtime_ns).encode())
-        if p.name == "__init__.py":           # a package's data files: the kernel's C++ source, …
-            for extra in sorted(q for q in p.parent.iterdir() if q.is_file() and q.suffix not in (".py", ".pyc")):
-                h.update(extra.name.encode())
-                h.update(extra.read_bytes())
-    return h.hexdigest()
+    """SHA-256 of the code (not the prose, nor where it lives) of every module importing ``roots``
+    runs (module docstring)."""
+    digests = [d for m in closure(roots, package, root) if (d := _code_digest(m, package, root)) is not None]
+    return hashlib.sha256("".join(sorted(digests)).encode()).hexdigest()
 
 
 def chapter_roots(code_cells: Iterable[str], package: str = PACKAGE, root: Path = REPO) -> set[str]:
