@@ -1,5 +1,5 @@
 """The code fingerprint follows the modules a chapter imports, not their prose."""
-from sedge.fingerprint import chapter_roots, closure, fingerprint
+from sedge.pipeline.fingerprint import chapter_roots, closure, fingerprint
 
 
 def make_package(root):
