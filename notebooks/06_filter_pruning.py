@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.report.plots import book_style, show_table
+from sedge.report.plots import book_style, label_points, show_table
 from sedge.pipeline.baseline_experiments import baseline_run, dcase_costs, filter_pruned_run
 from sedge.compress.filter_pruning import filter_signatures
 from sedge.training.baselines import load_baseline
@@ -165,8 +165,6 @@ for row, tag in zip(axes, available):
                           max_fraction=max_fraction, progress=False)["unpruned"]
     for ax, (col, base) in zip(row, (("params (paper count)", u["params_keras"]), ("MMACs", u["macs"]["total"] / 1e6))):
         ax.plot(g[col], g["test % fine-tuned"], "o", mfc="none")
-        for _, r in g.iterrows():
-            ax.annotate(r["pruned"], (r[col], r["test % fine-tuned"]), fontsize=7)
         ax.plot([base], [100 * u["test_acc"]], "k*", ms=10, label="unpruned")
         pts = pd.concat([g[[col, "val % fine-tuned", "test % fine-tuned"]],
                          pd.DataFrame({col: [base], "val % fine-tuned": [100 * u["val_acc"]],
@@ -176,3 +174,7 @@ for row, tag in zip(axes, available):
         ax.set(title=tag, xlabel=col, ylabel="test accuracy %")
         ax.legend(fontsize=7)
 fig.tight_layout()
+for row, tag in zip(axes, available):
+    g = results[results.data == tag]
+    for ax, col in zip(row, ("params (paper count)", "MMACs")):
+        label_points(ax, g[col], g["test % fine-tuned"], g["pruned"])

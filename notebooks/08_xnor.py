@@ -64,7 +64,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks, show_table
+from sedge.report.plots import book_style, label_points, legend_below, panels, plain_log_ticks, show_table
 from sedge.models.acdnet import cost
 from sedge.pipeline.baseline_experiments import XNOR_VARIANTS, baseline_run, compressed_run
 from sedge.training.baselines import load_baseline
@@ -123,8 +123,6 @@ ax.plot(g["classes"], g["float"], "o-", label="float")
 ax.plot(g["classes"], g["XNOR"], "s-", label="XNOR")
 ax.plot(g["classes"], g["XNOR, float SFEB"], "^--", label="XNOR, float SFEB")
 ax.plot(g["classes"], g["chance %"], ":", color="grey", label="chance")
-for _, r in g.iterrows():
-    ax.annotate(r["data"], (r["classes"], r["float"]), fontsize=7)
 ax.set(xlabel="classes", ylabel="test accuracy %", title="micro ACDNet: float vs XNOR")
 ax.legend(fontsize=7)
 for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy per epoch: how far from converged
@@ -135,6 +133,7 @@ for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy p
     ax.set(xlabel="epoch", title=f"{r['data']} ({r['classes']} classes)", ylabel="val %")
 axes[1].legend(fontsize=7)
 fig.tight_layout()
+label_points(axes[0], g["classes"], g["float"], g["data"])
 g[["data", "classes", "XNOR share of float's gain", "float-SFEB XNOR share"]].round(2)
 
 # %% [markdown]

@@ -96,3 +96,24 @@ def test_a_log_axis_with_one_power_of_ten_in_view_still_has_numbers():
     fig.canvas.draw()
     assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]   # decades: majors only
     plt.close(fig)
+
+
+def test_point_labels_never_overlap_where_a_fixed_offset_would():
+    import matplotlib.pyplot as plt
+    from sedge.report.plots import label_points
+    fig, ax = plt.subplots(figsize=(3, 2))
+    xs, ys = [1.0, 1.02, 1.04, 1.06, 1.08], [50.0, 50.2, 49.9, 50.1, 50.0]     # five points almost on one spot
+    ax.plot(xs, ys, "o")
+    ax.set(xlim=(0, 3), ylim=(0, 100))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = lambda texts: [t.get_window_extent(renderer) for t in texts]          # noqa: E731
+    fixed = [ax.annotate(f"1-9-{i}", (x, y), xytext=(4, -3), textcoords="offset points", fontsize=7)
+             for i, (x, y) in enumerate(zip(xs, ys))]
+    b = boxes(fixed)
+    assert any(b[i].overlaps(b[j]) for i in range(5) for j in range(i))             # the problem
+    for t in fixed:
+        t.remove()
+    b = boxes(label_points(ax, xs, ys, [f"1-9-{i}" for i in range(5)]))
+    assert not any(b[i].overlaps(b[j]) for i in range(5) for j in range(i))
+    plt.close(fig)

@@ -1,5 +1,6 @@
 """Figure helpers shared by the chapters: grids of at most three panels per row sized for the book
-page, one legend below the panels instead of on the data, and plain tick labels on log axes."""
+page, one legend below the panels instead of on the data, point labels that do not overlap, and plain
+tick labels on log axes."""
 from __future__ import annotations
 
 import math
@@ -34,6 +35,35 @@ def legend_below(fig, axes, ncol: int = 4, fontsize: float = 8) -> None:
         band = min(0.45, (0.1 + 0.22 * rows) / fig.get_figheight())
         fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=ncol, fontsize=fontsize, frameon=False)
         fig.tight_layout(rect=(0, band, 1, 1))
+
+
+LABEL_OFFSETS = ((4, -3), (4, 7), (4, -13), (-4, 7), (-4, -13), (4, 17), (4, -23), (-4, 17), (-4, -23))
+
+
+def label_points(ax, xs, ys, labels, *, fontsize: float = 7, offsets=LABEL_OFFSETS) -> list:
+    """Write ``labels[i]`` next to the point (xs[i], ys[i]) so that no two labels overlap: each takes
+    the first of ``offsets`` (in points from its point; a negative x offset puts it on the left)
+    whose box is clear of the labels placed before it, or the first offset when none is clear.
+    Call it once the axes' limits and the figure's layout are final (after :func:`legend_below`)."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed, texts = [], []
+
+    def put(x, y, label, offset):
+        return ax.annotate(str(label), (x, y), xytext=offset, textcoords="offset points", fontsize=fontsize,
+                           ha="left" if offset[0] >= 0 else "right", va="center")
+    for x, y, label in zip(xs, ys, labels):
+        for offset in offsets:
+            t = put(x, y, label, offset)
+            box = t.get_window_extent(renderer)
+            if not any(box.overlaps(b) for b in placed):
+                break
+            t.remove()
+        else:                                                    # no clear place: the first offset
+            t = put(x, y, label, offsets[0])
+            box = t.get_window_extent(renderer)
+        placed.append(box)
+        texts.append(t)
+    return texts
 
 
 def plain_log_ticks(ax, axis: str = "x") -> None:
