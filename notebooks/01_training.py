@@ -38,7 +38,7 @@ device = "cpu"                # where to train: cpu, cuda[:N] or auto
 long_runs = "checkpoints/trained"  # folder of longer `sedge train` runs still in progress (shown when present; None: skip)
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "01_training")
 
 import matplotlib.pyplot as plt
@@ -47,13 +47,13 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from sedge.plots import audio_table, book_style, legend_below, panels, plain_log_ticks
-from sedge.config import PAPER_PARAMS, ZOO, model_config
-from sedge.cost import cost_report
+from sedge.report.plots import audio_table, book_style, label_points, legend_below, panels, plain_log_ticks
+from sedge.models.config import PAPER_PARAMS, ZOO, model_config
+from sedge.models.cost import cost_report
 from sedge.data import available_datasets, load_data
-from sedge.experiments import PAPER_TEST_ACC, converged_runs, load_run, trained_run
-from sedge.train import confusion_matrix, predict
-from sedge.model import build_model
+from sedge.pipeline.experiments import PAPER_TEST_ACC, converged_runs, load_run, trained_run
+from sedge.training.train import confusion_matrix, predict
+from sedge.models.model import build_model
 
 torch.set_num_threads(2)
 book_style()
@@ -198,14 +198,13 @@ fig, ax = plt.subplots(figsize=(6, 4))
 for tag in available:
     sub = results[results.data == tag]
     ax.plot(sub["MMAC/clip"], sub["test acc %"], "o-", label=f"ours: {tag}")
-    for _, r in sub.iterrows():
-        ax.annotate(r.model, (r["MMAC/clip"], r["test acc %"]), textcoords="offset points", xytext=(4, 4))
 ax.plot([zoo_table.loc[m, "MMAC per 1-s clip"] for m in PAPER_TEST_ACC], list(PAPER_TEST_ACC.values()), "k^",
         label="paper (GSC, 35 words)")
 ax.set(xscale="log", xlabel="MMAC per 1-s clip", ylabel="test accuracy %")
 plain_log_ticks(ax)
 ax.legend()
 fig.tight_layout()
+label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], fontsize=8)
 
 # %% [markdown]
 # ## Runs still training

@@ -31,7 +31,7 @@ max_eval_clips = 32             # validation and test clips scored per configura
 no_rzoh_runs = {}               # data tag → {model: run folder trained with --no-rzoh}: the RZOH ablation
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "02_step_scale")
 
 import numpy as np
@@ -39,12 +39,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.cost import cost_report
+from sedge.report.plots import book_style, label_points, legend_below, panels, plain_log_ticks
+from sedge.models.cost import cost_report
 from sedge.data import available_datasets, load_data
-from sedge.experiments import load_run, run_dir_for
-from sedge.train import accuracy, predict
-from sedge.interpret import step_scale_candidates, frequency_response
+from sedge.pipeline.experiments import load_run, run_dir_for
+from sedge.training.train import accuracy, predict
+from sedge.models.interpret import step_scale_candidates, frequency_response
 
 torch.set_num_threads(2)
 book_style()
@@ -88,22 +88,22 @@ sweep.drop(columns="s").round(2)
 # and the lists no other one beats on both MACs and validation accuracy.
 
 # %%
-from sedge.pareto import pareto_mask
+from sedge.report.pareto import pareto_mask
 keys = sorted(models_loaded)
 fig, axes = panels(len(keys), ncols=2, height=3.8)
 for ax, (tag, m) in zip(axes, keys):
     sub = sweep[(sweep.data == tag) & (sweep.model == m)]
     ax.plot(sub["kMAC/sample"], sub["val acc %"], "o", color="C0", label="validation")
     ax.plot(sub["kMAC/sample"], sub["test acc %"], "x", color="C1", label="test")
-    front = pareto_mask(sub["kMAC/sample"].to_numpy(), sub["val acc %"].to_numpy())
-    for (_, r), on_front in zip(sub.iterrows(), front):   # label the uniform lists and the validation front
-        if on_front or len(set(r["s"])) == 1:
-            ax.annotate(r["step scale"], (r["kMAC/sample"], r["val acc %"]), fontsize=7, xytext=(4, -3),
-                        textcoords="offset points")
     ax.set(xscale="log", title=f"{m} on {tag}", xlabel="kMAC per input sample", ylabel="accuracy %")
     ax.margins(x=0.15)
     plain_log_ticks(ax)
 legend_below(fig, axes, ncol=2)
+for ax, (tag, m) in zip(axes, keys):       # label the uniform lists and the validation front
+    sub = sweep[(sweep.data == tag) & (sweep.model == m)]
+    front = pareto_mask(sub["kMAC/sample"].to_numpy(), sub["val acc %"].to_numpy())
+    named = sub[front | sub["s"].apply(lambda s: len(set(s)) == 1).to_numpy()]
+    label_points(ax, named["kMAC/sample"], named["val acc %"], named["step scale"])
 
 # %% [markdown]
 # ## 16, 8 and 4 kHz

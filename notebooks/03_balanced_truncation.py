@@ -45,7 +45,7 @@ fractions = [0.5, 1.0]          # kept fraction of each layer's states in the ac
 max_val = 16                    # validation clips for the sweep (None: all; shared with the pruning search)
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "03_balanced_truncation")
 
 import matplotlib.pyplot as plt
@@ -53,12 +53,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
+from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks
 from sedge.data import available_datasets, load_data
-from sedge.experiments import load_run, memo_key, memo_path, read_memo, run_dir_for, write_memo
-from sedge.interpret import frequency_response
-from sedge.pruning import layer_sensitivity
-from sedge.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
+from sedge.pipeline.experiments import load_run, memo_key, memo_path, read_memo, run_dir_for, write_memo
+from sedge.models.interpret import frequency_response
+from sedge.compress.pruning import layer_sensitivity
+from sedge.compress.reduction import hankel_singular_values, layer_system, reduce_layer, truncation_errors
 
 torch.set_num_threads(2)
 book_style()

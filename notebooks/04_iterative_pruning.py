@@ -18,7 +18,7 @@
 # # Iterative pruning under an accuracy budget
 #
 # The EUSIPCO 2025 paper prunes S-Edge models layer by layer with balanced truncation and no
-# retraining, allowing 0.5 accuracy points of loss. Our search (`sedge.pruning.prune`):
+# retraining, allowing 0.5 accuracy points of loss. Our search (`sedge.compress.pruning.prune`):
 # every round tries, for every layer that is not frozen, its *original* balanced realisation
 # truncated by one move (⌈step_fraction·P_ℓ⌉ complex states); all candidates are scored on the
 # validation split; the one with the best saving per accuracy point lost is accepted while the drop
@@ -42,7 +42,7 @@ max_step_scales = 3             # step-scale lists tried on the pruned model (No
 device = "cpu"                  # where to fine-tune: cpu, cuda[:N] or auto
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "04_iterative_pruning")
 
 import dataclasses
@@ -54,14 +54,14 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
-from sedge.cost import cost_report, layer_shapes, paper_layer_params
+from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks, show_table
+from sedge.models.cost import cost_report, layer_shapes, paper_layer_params
 from sedge.data import available_datasets, load_data
-from sedge.experiments import finetuned_run, load_run, pruned_run, run_dir_for
-from sedge.interpret import step_scale_candidates
-from sedge.pareto import pareto_mask
-from sedge.reduction import hankel_singular_values, layer_system
-from sedge.train import accuracy, load_checkpoint, predict
+from sedge.pipeline.experiments import finetuned_run, load_run, pruned_run, run_dir_for
+from sedge.models.interpret import step_scale_candidates
+from sedge.report.pareto import pareto_mask
+from sedge.compress.reduction import hankel_singular_values, layer_system
+from sedge.training.train import accuracy, load_checkpoint, predict
 
 torch.set_num_threads(2)
 book_style()

@@ -19,8 +19,8 @@
 #
 # A trained (or pruned) model at a step-scale list is folded into an *export dict*: Λ̄ at
 # s_ℓ·Δ, B̄ and b̄ with BatchNorm folded in, C, Re c, skip, the cumulative step scale, and the decoder
-# with the input normalisation folded into the first layer. `sedge.export.reference_logits` runs it in
-# float64 NumPy; `sedge.cpp.generate_cpp` writes a self-contained C++17 project with the weights as
+# with the input normalisation folded into the first layer. `sedge.deploy.export.reference_logits` runs it in
+# float64 NumPy; `sedge.deploy.cpp.generate_cpp` writes a self-contained C++17 project with the weights as
 # constant arrays. The C++ has two paths: a **streaming** API (push one sample, read the logits; layer
 # ℓ updates every s_ℓ samples and computes its output only when layer ℓ+1 or the time mean consumes
 # it) and a **whole-clip** path that processes the clip in blocks, so that the input and output
@@ -28,7 +28,7 @@
 # This chapter checks parity against PyTorch on the whole test split (and against the float64 NumPy
 # reference on a few clips; the tests hold NumPy to PyTorch within 1e-9), and measures size and speed.
 #
-# Every configuration is also deployed in **fixed point** (`sedge.fixed_point`, `sedge export
+# Every configuration is also deployed in **fixed point** (`sedge.compress.fixed_point`, `sedge export
 # --fixed-point`): int8 — or int16 — weights with a power-of-two scale per output column, int16
 # activations, int32 states with one scale per layer, the poles Λ̄ in Q30 rounded toward zero (so
 # |λ̄_q| ≤ |λ̄| < 1: no quantised mode becomes unstable), int64 accumulators, and one float
@@ -57,7 +57,7 @@ headrooms = [2.0, 4.0]          # fixed-point range margins over the largest cal
 fixed_weight_bits = [8, 16]     # fixed-point weight widths to deploy (8 and/or 16)
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "05_deployment")
 
 import subprocess
@@ -70,16 +70,16 @@ import pandas as pd
 import soundfile as sf
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
-from sedge.cost import layer_shapes, macs_per_sample
-from sedge.cpp import STATE_MULTIPLE, CppModel, build_cli, build_shared, generate_cpp, interleaved_cpu_seconds
-from sedge.cpp_fixed import generate_cpp_fixed
+from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks, show_table
+from sedge.models.cost import layer_shapes, macs_per_sample
+from sedge.deploy.cpp import STATE_MULTIPLE, CppModel, build_cli, build_shared, generate_cpp, interleaved_cpu_seconds
+from sedge.deploy.cpp_fixed import generate_cpp_fixed
 from sedge.data import available_datasets, load_data
-from sedge.experiments import load_run, pruned_run, run_dir_for
-from sedge.export import export_dict, reference_logits
-from sedge.fixed_point import fixed_logits, quantise
-from sedge.pareto import pareto_mask
-from sedge.train import load_checkpoint, predict
+from sedge.pipeline.experiments import load_run, pruned_run, run_dir_for
+from sedge.deploy.export import export_dict, reference_logits
+from sedge.compress.fixed_point import fixed_logits, quantise
+from sedge.report.pareto import pareto_mask
+from sedge.training.train import load_checkpoint, predict
 
 torch.set_num_threads(2)
 book_style()
@@ -247,7 +247,7 @@ print(f"time pruned / unpruned over {len(speed)} pairs and both paths: {ratios.m
 # ## Fixed point against float32
 #
 # The same configurations in integer arithmetic. *C++ == integer NumPy* checks the generated integer
-# program against `sedge.fixed_point.fixed_logits` bit for bit on the first clips; the accuracy drop
+# program against `sedge.compress.fixed_point.fixed_logits` bit for bit on the first clips; the accuracy drop
 # is the fixed-point test accuracy minus the float32 one, both computed by C++ on the same clips.
 # Weights bytes count every constant array as the C++ stores it (int8 or int16 weights, int32 poles,
 # int32 or int64 biases, one byte per shift count); the state is the streaming state (int32 modes and

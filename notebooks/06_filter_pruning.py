@@ -21,7 +21,7 @@
 # CNN *passively*, from the weights alone: each filter W_f (C_in × 7 × 7) is read as a 49 × C_in
 # matrix, its rank-1 SVD's left singular vector u_f is its signature, and a greedy pass over pairs of
 # nearest signatures (cosine distance, ascending) keeps one filter of each close pair and marks the
-# other redundant (`sedge.baselines.filter_pruning`). The redundant filters are removed
+# other redundant (`sedge.compress.filter_pruning`). The redundant filters are removed
 # **physically** — the conv's output channels, its BatchNorm, and the next layer's input channels —
 # and the smaller network is fine-tuned, with the checkpoint chosen on validation (the paper's code
 # chose it on the test split; we do not).
@@ -50,7 +50,7 @@ max_fraction = 0.5              # at most this share of a layer's filters is rem
 device = "cpu"                  # where to train: cpu, cuda[:N] or auto
 
 # %%
-from sedge.parameters import check_namespace
+from sedge.pipeline.parameters import check_namespace
 check_namespace(globals(), "06_filter_pruning")
 
 import matplotlib.pyplot as plt
@@ -58,12 +58,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, show_table
-from sedge.baselines.experiments import baseline_run, dcase_costs, filter_pruned_run
-from sedge.baselines.filter_pruning import filter_signatures
-from sedge.baselines.train import load_baseline
-from sedge.experiments import run_dir_for
-from sedge.pareto import pareto_mask
+from sedge.report.plots import book_style, label_points, show_table
+from sedge.pipeline.baseline_experiments import baseline_run, dcase_costs, filter_pruned_run
+from sedge.compress.filter_pruning import filter_signatures
+from sedge.training.baselines import load_baseline
+from sedge.pipeline.experiments import run_dir_for
+from sedge.report.pareto import pareto_mask
 from sedge.data import available_datasets
 
 torch.set_num_threads(2)
@@ -95,7 +95,7 @@ pd.DataFrame([{"data": t, "classes": s["arch"]["kwargs"]["n_classes"], "best epo
 # set); the filters the greedy pass marks redundant are the red ticks.
 
 # %%
-from sedge.baselines.filter_pruning import redundant_filters
+from sedge.compress.filter_pruning import redundant_filters
 tag0 = next(iter(trained))
 cnn, _ = load_baseline(trained[tag0]["run_dir"] + "/best.pt")
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
@@ -165,8 +165,6 @@ for row, tag in zip(axes, available):
                           max_fraction=max_fraction, progress=False)["unpruned"]
     for ax, (col, base) in zip(row, (("params (paper count)", u["params_keras"]), ("MMACs", u["macs"]["total"] / 1e6))):
         ax.plot(g[col], g["test % fine-tuned"], "o", mfc="none")
-        for _, r in g.iterrows():
-            ax.annotate(r["pruned"], (r[col], r["test % fine-tuned"]), fontsize=7)
         ax.plot([base], [100 * u["test_acc"]], "k*", ms=10, label="unpruned")
         pts = pd.concat([g[[col, "val % fine-tuned", "test % fine-tuned"]],
                          pd.DataFrame({col: [base], "val % fine-tuned": [100 * u["val_acc"]],
@@ -176,3 +174,7 @@ for row, tag in zip(axes, available):
         ax.set(title=tag, xlabel=col, ylabel="test accuracy %")
         ax.legend(fontsize=7)
 fig.tight_layout()
+for row, tag in zip(axes, available):
+    g = results[results.data == tag]
+    for ax, col in zip(row, ("params (paper count)", "MMACs")):
+        label_points(ax, g[col], g["test % fine-tuned"], g["pruned"])

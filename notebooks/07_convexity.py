@@ -20,7 +20,7 @@
 # Dorszewski, Tětková & Hansen (2024) prune whole layers of transformer speech models: a layer whose
 # classes form *convex* regions in its representation already separates them, and the layers after
 # the convexity peak can go, with fine-tuning after. The graph convexity of a layer
-# (`sedge.baselines.convexity`): one vector per clip (the time mean of the layer's output), a
+# (`sedge.compress.convexity`): one vector per clip (the time mean of the layer's output), a
 # 10-nearest-neighbour graph with Euclidean edge lengths, and for sampled same-class pairs the share
 # of the shortest path's interior nodes that carry the same class (a direct edge scores 1, no path 0);
 # the layer's score is the mean × 100. We compute it on **validation** clips, keep the layers up to
@@ -56,7 +56,7 @@ max_val = None                           # validation clips for the convexity sc
 device = "cpu"                           # where to train: cpu, cuda[:N] or auto
 
 # %%
-from sedge.parameters import check_namespace, for_data
+from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "07_convexity")
 
 import matplotlib.pyplot as plt
@@ -64,10 +64,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.baselines.experiments import baseline_run, convexity_pruned_run
-from sedge.experiments import load_run, pruned_run, run_dir_for
-from sedge.pareto import pareto_mask
+from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks
+from sedge.pipeline.baseline_experiments import baseline_run, convexity_pruned_run
+from sedge.pipeline.experiments import load_run, pruned_run, run_dir_for
+from sedge.report.pareto import pareto_mask
 from sedge.data import available_datasets
 
 torch.set_num_threads(2)

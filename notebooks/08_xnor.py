@@ -26,7 +26,7 @@
 # classes — with 32× less weight memory and ≈58× less computation — but falls behind as the number
 # of classes grows, where pruning and quantisation win.
 #
-# Here (`sedge.baselines.acdnet`, `sedge.baselines.compress`): the ACDNet family on 1-s 16 kHz clips
+# Here (`sedge.models.acdnet`, `sedge.compress.prune_quantise`): the ACDNet family on 1-s 16 kHz clips
 # (SFEB: conv 1×9 stride 2 → conv 1×5 stride 2 → max-pool 1×40; its 64 × 100 output is the image of the
 # TFEB: five stages of 3×3 convs with 2×2 pools, a 1×1 conv to the classes, global average, linear).
 # **Cost model** of the binary networks, as the paper states it: a binary MAC counts 1/64 of a float
@@ -57,19 +57,19 @@ finetune_batch_size = 32             # fine-tuning clips per batch
 device = "cpu"                       # where to train: cpu, cuda[:N] or auto
 
 # %%
-from sedge.parameters import check_namespace
+from sedge.pipeline.parameters import check_namespace
 check_namespace(globals(), "08_xnor")
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks, show_table
-from sedge.baselines.acdnet import cost
-from sedge.baselines.experiments import XNOR_VARIANTS, baseline_run, compressed_run
-from sedge.baselines.train import load_baseline
+from sedge.report.plots import book_style, label_points, legend_below, panels, plain_log_ticks, show_table
+from sedge.models.acdnet import cost
+from sedge.pipeline.baseline_experiments import XNOR_VARIANTS, baseline_run, compressed_run
+from sedge.training.baselines import load_baseline
 from sedge.data import available_datasets, load_data
-from sedge.experiments import run_dir_for
+from sedge.pipeline.experiments import run_dir_for
 
 torch.set_num_threads(2)
 book_style()
@@ -123,8 +123,6 @@ ax.plot(g["classes"], g["float"], "o-", label="float")
 ax.plot(g["classes"], g["XNOR"], "s-", label="XNOR")
 ax.plot(g["classes"], g["XNOR, float SFEB"], "^--", label="XNOR, float SFEB")
 ax.plot(g["classes"], g["chance %"], ":", color="grey", label="chance")
-for _, r in g.iterrows():
-    ax.annotate(r["data"], (r["classes"], r["float"]), fontsize=7)
 ax.set(xlabel="classes", ylabel="test accuracy %", title="micro ACDNet: float vs XNOR")
 ax.legend(fontsize=7)
 for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy per epoch: how far from converged
@@ -135,6 +133,7 @@ for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy p
     ax.set(xlabel="epoch", title=f"{r['data']} ({r['classes']} classes)", ylabel="val %")
 axes[1].legend(fontsize=7)
 fig.tight_layout()
+label_points(axes[0], g["classes"], g["float"], g["data"])
 g[["data", "classes", "XNOR share of float's gain", "float-SFEB XNOR share"]].round(2)
 
 # %% [markdown]

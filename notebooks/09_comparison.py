@@ -21,7 +21,7 @@
 # by model order reduction (with and without fine-tuning) and by convexity-guided layer pruning; the
 # DCASE CNN and its filter-pruned variants; the frame transformer and its layer-pruned variant; the
 # micro ACDNet in float and as XNOR-Net, and the larger ACDNet along the pruning-and-quantisation
-# path. Everything is read back from the cached stages those chapters computed (`sedge.compare.collect`
+# path. Everything is read back from the cached stages those chapters computed (`sedge.pipeline.compare.collect`
 # makes the same calls), on the same splits, with every model chosen on validation.
 #
 # Counting conventions, each as its paper counts: S-Edge parameters by the paper's formula and MACs
@@ -36,7 +36,7 @@ profile = "ci"          # whose chapters are compared: the same profile the book
 timing_reps = 3         # C++ timing repetitions of the S-Edge networks (best of, process CPU time)
 
 # %%
-from sedge.parameters import check_namespace
+from sedge.pipeline.parameters import check_namespace
 check_namespace(globals(), "09_comparison")
 
 import tempfile
@@ -47,12 +47,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.plots import book_style, legend_below, panels, plain_log_ticks
-from sedge.compare import collect
-from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
-from sedge.export import export_dict
-from sedge.pareto import pareto_mask
-from sedge.train import load_checkpoint
+from sedge.report.plots import book_style, legend_below, panels, plain_log_ticks
+from sedge.pipeline.compare import collect
+from sedge.deploy.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
+from sedge.deploy.export import export_dict
+from sedge.report.pareto import pareto_mask
+from sedge.training.train import load_checkpoint
 
 torch.set_num_threads(2)
 book_style()

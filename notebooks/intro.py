@@ -31,16 +31,16 @@ profile = "ci"                      # whose chapters are summarised: the profile
 long_runs = "checkpoints/trained"   # folder of longer `sedge train` runs still in progress (None: skip them)
 
 # %% tags=["hide-input"]
-from sedge.parameters import check_namespace
+from sedge.pipeline.parameters import check_namespace
 check_namespace(globals(), "intro")
 
 import pandas as pd
 
-from sedge.compare import collect
-from sedge.config import PAPER_PARAMS
-from sedge.cost import cost_report
-from sedge.experiments import PAPER_TEST_ACC, converged_runs
-from sedge.plots import book_style, styled
+from sedge.pipeline.compare import collect
+from sedge.models.config import PAPER_PARAMS
+from sedge.models.cost import cost_report
+from sedge.pipeline.experiments import PAPER_TEST_ACC, converged_runs
+from sedge.report.plots import book_style, styled
 
 book_style()
 

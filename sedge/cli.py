@@ -10,7 +10,7 @@ DATA_HELP = ("dataset: 'synthetic[:n_speakers=120,snr_db=5,...]' (offline defaul
              "excerpt beside the project), 'folder:ROOT' (any Speech-Commands-layout folder) or 'gsc:ROOT' "
              "('gsc+download:ROOT' downloads Speech Commands v0.02 with torchaudio)")
 
-from .device import DEVICE_HELP  # light: torch is imported only when a device is resolved
+from sedge.training.device import DEVICE_HELP  # light: torch is imported only when a device is resolved
 
 
 def _ints(text: str) -> list[int]:
@@ -64,10 +64,10 @@ def check_arguments(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> int:
     import torch.distributed as dist
     import os
-    from .config import TrainConfig, model_config
-    from .data import load_data
-    from .data.augment import parse_augment
-    from .train import train
+    from sedge.models.config import TrainConfig, model_config
+    from sedge.data import load_data
+    from sedge.data.augment import parse_augment
+    from sedge.training.train import train
     augment = parse_augment(a.augment)                   # a bad option fails before the data load
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("gloo")
@@ -86,9 +86,9 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     import numpy as np
     import torch
-    from .data import load_data
-    from .checkpoints import read_checkpoint
-    from .train import accuracy, confusion_matrix, predict
+    from sedge.data import load_data
+    from sedge.training.checkpoints import read_checkpoint
+    from sedge.training.train import accuracy, confusion_matrix, predict
     ck = read_checkpoint(a.checkpoint)               # S-Edge or baseline: the same evaluation
     model, meta = ck.model, ck.meta
     if a.step_scale:
@@ -132,9 +132,9 @@ def _states(text: str) -> list[int | None]:
 
 
 def cmd_reduce(a: argparse.Namespace) -> int:
-    from .cost import cost_report
-    from .reduction import reduce_model
-    from .train import load_checkpoint, save_checkpoint
+    from sedge.models.cost import cost_report
+    from sedge.compress.reduction import reduce_model
+    from sedge.training.train import load_checkpoint, save_checkpoint
     model, meta = load_checkpoint(a.checkpoint)
     if len(a.states) != len(model.layers):
         raise ValueError(f"--states has {len(a.states)} entries; the model has {len(model.layers)} layers")
@@ -150,7 +150,7 @@ def cmd_reduce(a: argparse.Namespace) -> int:
 
 
 def cmd_prune(a: argparse.Namespace) -> int:
-    from .experiments import prune_checkpoint
+    from sedge.pipeline.experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
                                step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
                                device=a.device)
@@ -161,7 +161,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
 
 
 def cmd_finetune(a: argparse.Namespace) -> int:
-    from .experiments import finetuned_run
+    from sedge.pipeline.experiments import finetuned_run
     summary = finetuned_run(a.checkpoint, a.data, a.out, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                             max_steps=a.max_steps, device=a.device)
     print(json.dumps(summary, indent=1))
@@ -169,9 +169,9 @@ def cmd_finetune(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
-    from .cpp import build_cli, build_shared, generate_cpp
-    from .export import export_dict, save_export
-    from .checkpoints import read_checkpoint
+    from sedge.deploy.cpp import build_cli, build_shared, generate_cpp
+    from sedge.deploy.export import export_dict, save_export
+    from sedge.training.checkpoints import read_checkpoint
     ck = read_checkpoint(a.checkpoint)
     if ck.family != "sedge":
         raise ValueError(f"{a.checkpoint} is a {ck.family_name} checkpoint: the C++ export is generated for "
@@ -184,9 +184,9 @@ def cmd_export(a: argparse.Namespace) -> int:
     if a.fixed_point:
         import numpy as np
 
-        from .cpp_fixed import generate_cpp_fixed
-        from .data import load_data
-        from .fixed_point import quantise
+        from sedge.deploy.cpp_fixed import generate_cpp_fixed
+        from sedge.data import load_data
+        from sedge.compress.fixed_point import quantise
         spec = a.calib_data or meta.get("data")
         if not spec:
             raise SystemExit(f"{a.checkpoint} does not name its training data: pass --calib-data")
@@ -205,11 +205,11 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_cost(a: argparse.Namespace) -> int:
-    from .config import model_config
-    from .cost import cost_report
-    from .model import build_model
+    from sedge.models.config import model_config
+    from sedge.models.cost import cost_report
+    from sedge.models.model import build_model
     if a.checkpoint:                                 # any family, counted as its paper counts it
-        from .checkpoints import checkpoint_cost, read_checkpoint
+        from sedge.training.checkpoints import checkpoint_cost, read_checkpoint
         print(json.dumps(checkpoint_cost(read_checkpoint(a.checkpoint), a.step_scale or None), indent=1))
         return 0
     else:
@@ -221,16 +221,16 @@ def cmd_cost(a: argparse.Namespace) -> int:
 
 
 def cmd_data(a: argparse.Namespace) -> int:
-    from .data import load_data
+    from sedge.data import load_data
     print(json.dumps(load_data(a.data).summary(), indent=1))
     return 0
 
 
 def cmd_baseline(a: argparse.Namespace) -> int:
-    from .baselines.experiments import baseline_run
+    from sedge.pipeline.baseline_experiments import baseline_run
     kwargs = {}
     if a.kind == "acdnet":
-        from .baselines.acdnet import ACDNET_WIDTHS, MICRO_WIDTHS
+        from sedge.models.acdnet import ACDNET_WIDTHS, MICRO_WIDTHS
         kwargs = {"widths": list(MICRO_WIDTHS if a.micro else ACDNET_WIDTHS), "xnor": a.xnor}
         if a.float_sfeb:
             if not a.xnor:
@@ -245,7 +245,7 @@ def cmd_baseline(a: argparse.Namespace) -> int:
 
 
 def cmd_prune_filters(a: argparse.Namespace) -> int:
-    from .baselines.experiments import filter_pruned_run
+    from sedge.pipeline.baseline_experiments import filter_pruned_run
     r = filter_pruned_run(a.run, a.data, tuple(a.layers), epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                           max_steps=a.max_steps, max_fraction=a.max_fraction, device=a.device)
     print(json.dumps(r, indent=1))
@@ -253,7 +253,7 @@ def cmd_prune_filters(a: argparse.Namespace) -> int:
 
 
 def cmd_compress(a: argparse.Namespace) -> int:
-    from .baselines.experiments import compressed_run
+    from sedge.pipeline.baseline_experiments import compressed_run
     r = compressed_run(a.run, a.data, sparsity=a.sparsity, keep_fraction=a.keep_fraction, epochs=a.epochs, lr=a.lr,
                        batch_size=a.batch_size, max_steps=a.max_steps, calib_clips=a.calib_clips,
                        device=a.device)
@@ -262,7 +262,7 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
 
 def cmd_prune_layers(a: argparse.Namespace) -> int:
-    from .baselines.experiments import convexity_pruned_run
+    from sedge.pipeline.baseline_experiments import convexity_pruned_run
     r = convexity_pruned_run(a.run, a.data, a.family, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
                              max_steps=a.max_steps, max_val=a.max_val, device=a.device)
     print(json.dumps(r, indent=1))
@@ -270,7 +270,7 @@ def cmd_prune_layers(a: argparse.Namespace) -> int:
 
 
 def cmd_book(a: argparse.Namespace) -> int:
-    from .book import run_book
+    from sedge.pipeline.book import run_book
     return run_book(profile=a.profile, only=a.only, build=not a.no_build, force=a.force, assignments=a.set,
                     out=a.out, replace=a.replace)
 
@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_arguments(a)
         if getattr(a, "device", None) is not None:          # refuse an unavailable device before any work
-            from .device import resolve_device
+            from sedge.training.device import resolve_device
             a.device = str(resolve_device(a.device))
         return a.func(a)
     except (ValueError, FileNotFoundError, RuntimeError) as err:   # DataError, ReductionError, CompilerError

@@ -1,7 +1,7 @@
 """Small shared fixtures for the tests: a micro model configuration and a learnable toy task."""
 import numpy as np
 
-from sedge.config import ModelConfig
+from sedge.models.config import ModelConfig
 from sedge.data import KeywordData, Split
 
 MICRO = ModelConfig("micro", (4, 4), (4, 6), trainable_skip=True, batchnorm=True, init="orthogonal", n_classes=3)

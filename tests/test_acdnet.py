@@ -3,8 +3,8 @@ import copy
 import pytest
 import torch
 
-from sedge.baselines.acdnet import MICRO_WIDTHS, ACDNet, BinaryConv2d, SignSTE, cost
-from sedge.baselines.compress import (apply_masks, fake_quant, magnitude_masks, quantise_model, quantise_weight,
+from sedge.models.acdnet import MICRO_WIDTHS, ACDNet, BinaryConv2d, SignSTE, cost
+from sedge.compress.prune_quantise import (apply_masks, fake_quant, magnitude_masks, quantise_model, quantise_weight,
                                       quantised_bytes, sparsity_of, activation_qparams)
 
 
@@ -88,8 +88,8 @@ def test_int8_quantisation_is_close_and_small():
 
 
 def test_channel_pruning_removes_dead_channels_exactly():
-    from sedge.baselines.compress import prune_channels
-    from sedge.baselines.train import build_baseline
+    from sedge.compress.prune_quantise import prune_channels
+    from sedge.training.baselines import build_baseline
     torch.manual_seed(0)
     m = build_baseline("acdnet", n_classes=4, sfeb=(4, 16), widths=MICRO_WIDTHS).eval()
     convs = [c for c in m.tfeb if isinstance(c, torch.nn.Conv2d)][:-1]
@@ -110,7 +110,7 @@ def test_channel_pruning_removes_dead_channels_exactly():
 
 
 def test_compression_path_stage(tmp_path):
-    from sedge.baselines.experiments import baseline_run, compressed_run
+    from sedge.pipeline.baseline_experiments import baseline_run, compressed_run
     spec = "synthetic:n_speakers=20,words=yes+no+up"
     s = baseline_run("acdnet", spec, tmp_path / "a", epochs=1, lr=0.003, max_steps=1, progress=False,
                      kwargs={"sfeb": [4, 16], "widths": list(MICRO_WIDTHS)})

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from sedge.baselines.compress import apply_masks, magnitude_masks, sparsity_of
-from sedge.baselines.experiments import baseline_run, filter_pruned_run
-from sedge.baselines.train import build_baseline, load_baseline, train_baseline
+from sedge.compress.prune_quantise import apply_masks, magnitude_masks, sparsity_of
+from sedge.pipeline.baseline_experiments import baseline_run, filter_pruned_run
+from sedge.training.baselines import build_baseline, load_baseline, train_baseline
 from sedge.data import load_data
 
 SPEC = "synthetic:n_speakers=10,words=yes+no+up"

@@ -8,10 +8,10 @@ import soundfile as sf
 import torch
 
 from sedge.cli import main as cli_main
-from sedge.config import TrainConfig
+from sedge.models.config import TrainConfig
 from sedge.data import DataError, load_data
 from sedge.data.folder import load_folder
-from sedge.train import train
+from sedge.training.train import train
 
 from helpers import MICRO, toy_data
 
@@ -134,7 +134,7 @@ def test_evaluate_scores_every_clip_of_another_folder(tmp_path, capsys, monkeypa
                                                 ("acdnet", {"widths": [8, 16, 16, 32, 32, 48, 48, 64, 64], "xnor": True}, "ACDNet"),
                                                 ("transformer", {}, "transformer")])
 def test_evaluate_and_cost_take_baseline_checkpoints_and_export_says_it_is_for_s_edge(kind, kwargs, family, tmp_path, capsys):
-    from sedge.baselines.train import build_baseline, save_baseline
+    from sedge.training.baselines import build_baseline, save_baseline
     spec = "synthetic:n_speakers=10,words=yes+no+up"
     data = load_data(spec)
     model = build_baseline(kind, n_classes=len(data.classes), **kwargs)
@@ -161,6 +161,6 @@ def test_train_no_rzoh_switches_the_hold_off_in_the_model_configuration(flag, rz
         seen["cfg"] = cfg
         return {"model": cfg.name}
     monkeypatch.setattr("sedge.data.load_data", lambda spec: toy_data())
-    monkeypatch.setattr("sedge.train.train", fake_train)
+    monkeypatch.setattr("sedge.training.train.train", fake_train)
     rc, _ = run(["train", "--model", "tiny", "--device", "cpu", "--out", str(tmp_path / "r")] + flag, capsys)
     assert rc == 0 and seen["cfg"].rzoh is rzoh

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sedge.baselines.convexity import graph_convexity, knn_graph, layer_convexity
+from sedge.compress.convexity import graph_convexity, knn_graph, layer_convexity
 
 
 def test_separated_clusters_score_100():

@@ -6,12 +6,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from sedge.config import model_config
-from sedge.cpp import CompilerError, CppModel, build_cli, build_shared, find_compiler, generate_cpp
-from sedge.export import export_dict, load_export, reference_logits, save_export
-from sedge.model import build_model
+from sedge.models.config import model_config
+from sedge.deploy.cpp import CompilerError, CppModel, build_cli, build_shared, find_compiler, generate_cpp
+from sedge.deploy.export import export_dict, load_export, reference_logits, save_export
+from sedge.models.model import build_model
 from sedge.paths import MINI_SPEECH_COMMANDS
-from sedge.reduction import reduce_layer
+from sedge.compress.reduction import reduce_layer
 
 
 def model_with_stats(name="tiny", n_classes=5, seed=0):
@@ -112,7 +112,7 @@ def test_missing_compiler_and_compile_errors(tmp_path, monkeypatch):
 
 def test_export_cli(tmp_path, capsys):
     from sedge.cli import main as cli_main
-    from sedge.train import save_checkpoint
+    from sedge.training.train import save_checkpoint
     m = model_with_stats(n_classes=3)
     save_checkpoint(tmp_path / "m.pt", m, {"classes": ["a", "b", "c"], "norm": (0.0, 0.1)})
     assert cli_main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--step-scale", "1,9,54",
@@ -140,7 +140,7 @@ def test_cpp_blocked_path_on_reduced_layers_and_odd_lengths(tmp_path):
 
 
 def test_best_cpu_seconds_warms_up_then_takes_the_minimum():
-    from sedge.cpp import best_cpu_seconds
+    from sedge.deploy.cpp import best_cpu_seconds
     calls = []
 
     def work():
@@ -153,7 +153,7 @@ def test_best_cpu_seconds_warms_up_then_takes_the_minimum():
 
 
 def test_padding_states_for_the_cpp_vectors_changes_no_output():
-    from sedge.cpp import pad_states
+    from sedge.deploy.cpp import pad_states
     m = model_with_stats()
     m.layers[2] = reduce_layer(m.layers[2], 6)
     m.cfg = type(m.cfg).from_dict({**m.cfg.to_dict(), "states": tuple(l.P for l in m.layers)})

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from sedge.baselines.dcase_cnn import DcaseCNN, conv_macs, keras_param_count
-from sedge.baselines.filter_pruning import masks_for, prune_filters, redundant_filters
+from sedge.models.dcase_cnn import DcaseCNN, conv_macs, keras_param_count
+from sedge.compress.filter_pruning import masks_for, prune_filters, redundant_filters
 
 
 def test_paper_parameter_count_at_10_classes():

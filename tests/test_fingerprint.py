@@ -1,5 +1,5 @@
 """The code fingerprint follows the modules a chapter imports, not their prose."""
-from sedge.fingerprint import chapter_roots, closure, fingerprint
+from sedge.pipeline.fingerprint import chapter_roots, closure, fingerprint
 
 
 def make_package(root):
@@ -36,3 +36,25 @@ def test_fingerprint_ignores_prose_and_follows_code(tmp_path):
     assert changed != before                                    # code reached through a function-level import
     (pkg / "sub" / "kernel.cpp").write_text("int k() { return 2; }\n")
     assert fp() != changed                                      # a package's non-Python source counts
+
+
+def test_fingerprint_follows_content_not_location(tmp_path):
+    """Moving a module into another package (imports rewritten, the stage's list of module names
+    too) leaves the fingerprint; a change of what the moved code computes does not."""
+    pkg = make_package(tmp_path)
+    (pkg / "a.py").write_text((pkg / "a.py").read_text() + 'CODE = ("pkg.b",)\n')
+    before = fingerprint(["pkg.a"], "pkg", tmp_path)
+    (pkg / "models").mkdir()
+    (pkg / "models" / "__init__.py").write_text('"""Models: a package that only groups modules."""\n')
+    b = (pkg / "b.py").read_text().replace("from .sub import h", "from pkg.sub import h")
+    (pkg / "b.py").unlink()
+    (pkg / "models" / "b.py").write_text(b)
+    a = pkg / "a.py"
+    a.write_text(a.read_text().replace("from .b import g", "from .models.b import g").replace('"pkg.b"', '"pkg.models.b"'))
+    assert closure(["pkg.a"], "pkg", tmp_path) == {"pkg", "pkg.a", "pkg.models", "pkg.models.b", "pkg.sub", "pkg.sub.core"}
+    assert fingerprint(["pkg.a"], "pkg", tmp_path) == before     # same code, another place
+    (pkg / "models" / "b.py").write_text(b.replace("return h(x)", "return h(x) + 0"))
+    assert fingerprint(["pkg.a"], "pkg", tmp_path) != before     # the moved code itself changed
+    (pkg / "models" / "b.py").write_text(b)
+    (pkg / "models" / "__init__.py").write_text("X = 1\n")
+    assert fingerprint(["pkg.a"], "pkg", tmp_path) != before     # a package __init__ that runs code counts

@@ -1,9 +1,9 @@
 import numpy as np
 import torch
 
-from sedge.interpret import frequency_response, step_scale_candidates
-from sedge.layer import SEdgeLayer
-from sedge.model import validate_step_scale
+from sedge.models.interpret import frequency_response, step_scale_candidates
+from sedge.models.layer import SEdgeLayer
+from sedge.models.model import validate_step_scale
 
 
 def test_frequency_response_matches_a_simulated_sinusoid():

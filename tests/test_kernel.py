@@ -1,4 +1,4 @@
-"""The fused CPU layer operator (sedge.kernel) against the chunked scan and the sequential loop."""
+"""The fused CPU layer operator (sedge.models.kernel) against the chunked scan and the sequential loop."""
 import contextlib
 import os
 import subprocess
@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import sedge.layer
-from sedge import kernel
-from sedge.layer import LEAKY_SLOPE, SEdgeLayer
-from sedge.reduction import reduce_layer
-from sedge.scan import diag_scan, diag_scan_loop
+import sedge.models.layer
+from sedge.models import kernel
+from sedge.models.layer import LEAKY_SLOPE, SEdgeLayer
+from sedge.compress.reduction import reduce_layer
+from sedge.models.scan import diag_scan, diag_scan_loop
 
 pytestmark = pytest.mark.skipif(not kernel.available(), reason=f"no fused kernel: {kernel.unavailable_reason()}")
 
@@ -151,8 +151,8 @@ def test_fallback_without_compiler(tmp_path):
         import warnings, torch
         warnings.simplefilter("always")
         with warnings.catch_warnings(record=True) as caught:
-            from sedge.layer import SEdgeLayer
-            from sedge import kernel
+            from sedge.models.layer import SEdgeLayer
+            from sedge.models import kernel
             layer = SEdgeLayer(1, 4, 3).train()
             out = layer(torch.randn(2, 50, 1))
             out.sum().backward()
@@ -173,6 +173,6 @@ def test_fallback_without_compiler(tmp_path):
 def test_fused_path_is_the_default_on_cpu(monkeypatch):
     calls = []
     real = kernel.ssm_layer
-    monkeypatch.setattr(sedge.layer.kernel, "ssm_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(sedge.models.layer.kernel, "ssm_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
     SEdgeLayer(1, 4, 3).train()(torch.randn(2, 20, 1))
     assert calls

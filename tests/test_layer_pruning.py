@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from sedge.baselines.experiments import baseline_run, convexity_pruned_run
-from sedge.baselines.layer_pruning import layers_to_keep, truncate_sedge, truncate_transformer
-from sedge.baselines.train import build_baseline
-from sedge.config import model_config
-from sedge.model import build_model
+from sedge.pipeline.baseline_experiments import baseline_run, convexity_pruned_run
+from sedge.compress.layer_pruning import layers_to_keep, truncate_sedge, truncate_transformer
+from sedge.training.baselines import build_baseline
+from sedge.models.config import model_config
+from sedge.models.model import build_model
 
 SPEC = "synthetic:n_speakers=20,words=yes+no+up"
 
@@ -46,7 +46,7 @@ def test_convexity_pruning_stage_of_the_transformer(tmp_path):
 
 def test_convexity_pruning_stage_cuts_and_fine_tunes(tmp_path, monkeypatch):
     """The cutting branch, whatever the peak of this tiny run: keep 2 of 4 blocks."""
-    monkeypatch.setattr("sedge.baselines.layer_pruning.layers_to_keep", lambda scores: 2)
+    monkeypatch.setattr("sedge.compress.layer_pruning.layers_to_keep", lambda scores: 2)
     s = baseline_run("transformer", SPEC, tmp_path / "t", epochs=1, lr=0.003, max_steps=2, progress=False)
     r = convexity_pruned_run(s["run_dir"], SPEC, "transformer", epochs=1, lr=0.001, max_steps=2, progress=False)
     assert r["keep"] == 2 and r["params_pruned"] < r["params"] and r["macs_pruned"] < r["macs"]

@@ -5,11 +5,11 @@ import pytest
 import scipy.linalg
 import torch
 
-from sedge.config import PAPER_PARAMS, ModelConfig, model_config
-from sedge.cost import deployed_params, layer_shapes, macs_per_sample, cost_report
-from sedge.init import hippo_normal
-from sedge.layer import SEdgeLayer
-from sedge.model import build_model, rzoh_hold, zero_order_hold, validate_step_scale
+from sedge.models.config import PAPER_PARAMS, ModelConfig, model_config
+from sedge.models.cost import deployed_params, layer_shapes, macs_per_sample, cost_report
+from sedge.models.init import hippo_normal
+from sedge.models.layer import SEdgeLayer
+from sedge.models.model import build_model, rzoh_hold, zero_order_hold, validate_step_scale
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))

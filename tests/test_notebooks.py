@@ -5,7 +5,7 @@ with Papermill, as ``sedge book`` runs them; a cell that raises fails the test w
 """
 import pytest
 
-from sedge.book import execute, source_notebooks
+from sedge.pipeline.book import execute, source_notebooks
 
 
 @pytest.mark.parametrize("src", source_notebooks(), ids=lambda p: p.stem)

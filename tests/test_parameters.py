@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from sedge import book
-from sedge.parameters import (ParameterError, chapter_parameters, check_namespace, declared, for_data,
+from sedge.pipeline import book
+from sedge.pipeline.parameters import (ParameterError, chapter_parameters, check_namespace, declared, for_data,
                               parse_assignment)
 
 CELL = '''run_root = "runs/ci"      # where the runs go
@@ -44,7 +44,7 @@ def test_every_chapter_checks_its_namespace_first(chapter):
     nb = book.read_source(book.NOTEBOOKS / f"{chapter}.py")
     i = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     first = next(c for c in nb.cells[i + 1:] if c.cell_type == "code").source.splitlines()
-    assert first[0].startswith("from sedge.parameters import ") and "check_namespace" in first[0], first[:1]
+    assert first[0].startswith("from sedge.pipeline.parameters import ") and "check_namespace" in first[0], first[:1]
     assert first[1] == f'check_namespace(globals(), "{chapter}")', first[:2]
 
 
@@ -93,8 +93,8 @@ def test_every_profile_is_valid():
 def test_a_profile_with_an_unknown_name_is_an_error(tmp_path, monkeypatch):
     bad = tmp_path / "profiles.yml"
     bad.write_text("mine:\n  01_training: {epoch: 3}\n")
-    import sedge.profiles
-    monkeypatch.setattr(sedge.profiles, "PROFILES", bad)
+    import sedge.pipeline.profiles
+    monkeypatch.setattr(sedge.pipeline.profiles, "PROFILES", bad)
     with pytest.raises(ParameterError, match=r"profile 'mine'.*unknown parameter 'epoch'"):
         book.load_profile("mine")
     bad.write_text("mine:\n  01_trainin: {epochs: 3}\n")

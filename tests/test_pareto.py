@@ -1,6 +1,6 @@
 import numpy as np
 
-from sedge.pareto import pareto_mask
+from sedge.report.pareto import pareto_mask
 
 
 def test_pareto_mask_keeps_exactly_the_undominated_points():

@@ -5,7 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
-from sedge.plots import column_format, legend_below, panels, styled  # noqa: E402
+from sedge.report.plots import column_format, legend_below, panels, styled  # noqa: E402
 
 
 def test_column_formats_follow_names_and_values():
@@ -41,7 +41,7 @@ def test_panels_put_at_most_three_per_row_and_the_legend_below_the_data():
 
 
 def test_wide_tables_split_into_parts_that_repeat_the_key_columns():
-    from sedge.plots import split_columns
+    from sedge.report.plots import split_columns
     df = pd.DataFrame({c: [1] for c in ["data", "model"] + [f"c{i}" for i in range(13)]})
     parts = split_columns(df, ["data", "model"])
     assert [len(p.columns) for p in parts] == [10, 7]
@@ -60,7 +60,7 @@ def test_audio_table_embeds_one_playable_wav_per_row():
     import pytest
     import soundfile as sf
 
-    from sedge.plots import audio_table
+    from sedge.report.plots import audio_table
     waves = (1000 * np.sin(np.linspace(0, 100, 16000))[None].repeat(2, 0)).astype(np.int16)
     html = audio_table(waves, [{"word": "yes", "predicted": "no"}, {"word": "go", "predicted": "go"}]).data
     srcs = re.findall(r"src='data:audio/wav;base64,([^']+)'", html)
@@ -81,7 +81,7 @@ def test_tables_with_repeated_labels_still_display_and_budgets_keep_their_digits
 def test_a_log_axis_with_one_power_of_ten_in_view_still_has_numbers():
     import matplotlib.pyplot as plt
 
-    from sedge.plots import plain_log_ticks
+    from sedge.report.plots import plain_log_ticks
     fig, ax = plt.subplots()
     ax.plot([2100, 8000], [1, 2])
     ax.set_xscale("log")
@@ -95,4 +95,25 @@ def test_a_log_axis_with_one_power_of_ten_in_view_still_has_numbers():
     ax.set_xlim(1, 1000)
     fig.canvas.draw()
     assert not [t.get_text() for t in ax.get_xticklabels(minor=True) if t.get_text()]   # decades: majors only
+    plt.close(fig)
+
+
+def test_point_labels_never_overlap_where_a_fixed_offset_would():
+    import matplotlib.pyplot as plt
+    from sedge.report.plots import label_points
+    fig, ax = plt.subplots(figsize=(3, 2))
+    xs, ys = [1.0, 1.02, 1.04, 1.06, 1.08], [50.0, 50.2, 49.9, 50.1, 50.0]     # five points almost on one spot
+    ax.plot(xs, ys, "o")
+    ax.set(xlim=(0, 3), ylim=(0, 100))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = lambda texts: [t.get_window_extent(renderer) for t in texts]          # noqa: E731
+    fixed = [ax.annotate(f"1-9-{i}", (x, y), xytext=(4, -3), textcoords="offset points", fontsize=7)
+             for i, (x, y) in enumerate(zip(xs, ys))]
+    b = boxes(fixed)
+    assert any(b[i].overlaps(b[j]) for i in range(5) for j in range(i))             # the problem
+    for t in fixed:
+        t.remove()
+    b = boxes(label_points(ax, xs, ys, [f"1-9-{i}" for i in range(5)]))
+    assert not any(b[i].overlaps(b[j]) for i in range(5) for j in range(i))
     plt.close(fig)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from sedge.book import (BOOK, executed_path, freshness_key, load_profile, parameters_cell, read_source,
+from sedge.pipeline.book import (BOOK, executed_path, freshness_key, load_profile, parameters_cell, read_source,
                         source_notebooks, stale_notebooks)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,7 +76,7 @@ def test_freshness_key_changes_with_parameters():
 
 
 def test_comparison_key_follows_the_chapters_it_compares(monkeypatch):
-    import sedge.book as book
+    import sedge.pipeline.book as book
     path = source_notebooks()[-1]
     a = freshness_key(path, "quick", {"profile": "quick"})
     plain = freshness_key(path, "quick", {"epochs": 1})
@@ -93,7 +93,7 @@ def test_book_toc_lists_every_notebook():
 
 
 def test_committed_tables_fit_the_page():
-    """No rendered table has more than 10 columns (wider ones go through sedge.plots.show_table)."""
+    """No rendered table has more than 10 columns (wider ones go through sedge.report.plots.show_table)."""
     import re
     wide = []
     for page, i, out in committed_outputs():
@@ -107,7 +107,7 @@ def test_committed_tables_fit_the_page():
 def test_progress_bars_leave_the_executed_page_and_warnings_stay():
     import nbformat
 
-    from sedge.book import drop_progress_bars
+    from sedge.pipeline.book import drop_progress_bars
     cell = nbformat.v4.new_code_cell("x")
     cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text="synthesising:  62%|██▏ | 1743/2800 [00:02<00:01]\r"
                                            "synthesising: 100%|████| 2800/2800 [00:03<00:00]\n"),

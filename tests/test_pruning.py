@@ -4,10 +4,10 @@ import copy
 import pytest
 import torch
 
-from sedge.config import TrainConfig
-from sedge.pruning import _evaluate_candidates, prune
-from sedge.reduction import ReductionError, reduce_layer
-from sedge.train import load_checkpoint, train
+from sedge.models.config import TrainConfig
+from sedge.compress.pruning import _evaluate_candidates, prune
+from sedge.compress.reduction import ReductionError, reduce_layer
+from sedge.training.train import load_checkpoint, train
 
 from helpers import MICRO, toy_data
 
@@ -91,7 +91,7 @@ def test_bad_input(trained):
 def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
     import json
     from sedge.cli import main as cli_main
-    from sedge.train import save_checkpoint
+    from sedge.training.train import save_checkpoint
     model, x, y = trained
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, model.float(), {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)})
@@ -137,7 +137,7 @@ def test_finetune_cli_starts_from_the_pruned_model_and_never_ends_worse(trained,
     import json
     from sedge.cli import main as cli_main
     from sedge.data import load_data
-    from sedge.train import save_checkpoint
+    from sedge.training.train import save_checkpoint
     model, x, y = trained
     three_level_folder(tmp_path, monkeypatch, seed=1)
     spec = f"folder:{tmp_path / 'd'}"
@@ -159,7 +159,7 @@ def test_finetune_cli_starts_from_the_pruned_model_and_never_ends_worse(trained,
 
 
 def test_layer_sensitivity_matches_swapping_one_layer_and_feeds_the_search(trained):
-    from sedge.pruning import layer_sensitivity, memo_key
+    from sedge.compress.pruning import layer_sensitivity, memo_key
     model, x, y = trained
     memo: dict = {}
     rows = layer_sensitivity(model, x, y, [0.5, 1.0], memo=memo, progress=False)
@@ -177,8 +177,8 @@ def test_layer_sensitivity_matches_swapping_one_layer_and_feeds_the_search(train
 def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monkeypatch):
     import json
     from sedge.data import load_data
-    from sedge.experiments import prune_checkpoint
-    from sedge.train import save_checkpoint
+    from sedge.pipeline.experiments import prune_checkpoint
+    from sedge.training.train import save_checkpoint
     model, x, y = trained
     spec = three_level_folder(tmp_path, monkeypatch, seed=2)
     ckpt = tmp_path / "m.pt"
@@ -193,7 +193,7 @@ def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monk
     other = prune_checkpoint(ckpt, spec, tmp_path / "q", budget_pp=0.0, progress=False,
                              memo_file=tmp_path / "p" / "memo.json")
     assert other["configurations_evaluated"] <= 1 and json.loads((tmp_path / "q" / "config.json").read_text())["budget_pp"] == 0.0
-    from sedge.experiments import file_digest
+    from sedge.pipeline.experiments import file_digest
     pruned_before = file_digest(tmp_path / "p" / "pruned.pt")
     with torch.no_grad():                                        # the checkpoint is retrained under the same path
         retrained = copy.deepcopy(model).float()

@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sedge import book, cli
+from sedge import cli
+from sedge.pipeline import book
 from sedge.paths import REPO
 
 BIN = Path(sys.executable).parent
@@ -70,7 +71,7 @@ def test_papermill_as_written_injects_parameters_the_chapter_accepts(tmp_path):
     exec(book.parameters_cell(nb), ns)
     exec(injected, ns)
     assert ns["epochs"] == 20 and ns["models"] == ["m"] and ns["run_root"] == "runs/variant"
-    from sedge.parameters import check_namespace
+    from sedge.pipeline.parameters import check_namespace
     check_namespace({k: v for k, v in ns.items() if k != "__builtins__"}, "01_training")
 
 

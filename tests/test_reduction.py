@@ -7,10 +7,10 @@ import pytest
 import scipy.linalg
 import torch
 
-from sedge.config import model_config
-from sedge.layer import SEdgeLayer
-from sedge.model import build_model
-from sedge.reduction import (ReductionError, balanced_truncation, hankel_singular_values, layer_system,
+from sedge.models.config import model_config
+from sedge.models.layer import SEdgeLayer
+from sedge.models.model import build_model
+from sedge.compress.reduction import (ReductionError, balanced_truncation, hankel_singular_values, layer_system,
                              reduce_layer, reduce_layer_orders, reduce_model)
 
 
@@ -35,7 +35,7 @@ def linear_part(layer: SEdgeLayer, u: torch.Tensor) -> torch.Tensor:
     z = u * layer.norm_affine()[0] + layer.norm_affine()[1]
     lam_bar, W_in, b_in = layer.input_map()
     v = torch.view_as_complex(torch.nn.functional.linear(z, W_in, b_in).unflatten(-1, (layer.P, 2)))
-    from sedge.scan import diag_scan_loop
+    from sedge.models.scan import diag_scan_loop
     x = diag_scan_loop(lam_bar, v)
     y = torch.nn.functional.linear(torch.view_as_real(x).flatten(-2), layer.output_map(), layer.c_re)
     if layer.feedthrough is not None:
@@ -85,7 +85,7 @@ def test_reduced_layer_carries_no_batchnorm_and_keeps_float64(tmp_path):
     model = build_model(model_config("tiny", n_classes=3), seed=0).eval()
     model.layers[0] = reduce_layer(model.layers[0], 40)
     model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
-    from sedge.train import load_checkpoint, save_checkpoint
+    from sedge.training.train import load_checkpoint, save_checkpoint
     save_checkpoint(tmp_path / "m.pt", model, {})
     again, _ = load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(2, 1600)
@@ -180,7 +180,7 @@ def test_reduction_commutes_with_step_scale():
 
 
 def test_matchdc_carries_a_counted_feedthrough():
-    from sedge.cost import layer_shapes, paper_params
+    from sedge.models.cost import layer_shapes, paper_params
     layer = trained_like_layer(P=6)
     red = reduce_layer(layer, 4, method="matchdc")
     assert red.feedthrough is not None and red.feedthrough.shape == (layer.H, layer.d_in + 1)
@@ -230,7 +230,7 @@ def test_candidates_come_from_the_original_realisation():
 
 
 def test_reduce_model_keeps_a_loadable_config(tmp_path):
-    from sedge.train import load_checkpoint, save_checkpoint
+    from sedge.training.train import load_checkpoint, save_checkpoint
     model = build_model(model_config("tiny", n_classes=5), seed=0).eval()
     small = reduce_model(model, [None, 20, 10])
     assert small.cfg.states == tuple(l.P for l in small.layers)
@@ -242,7 +242,7 @@ def test_reduce_model_keeps_a_loadable_config(tmp_path):
 
 
 def test_truncation_errors_match_a_direct_solve_and_respect_the_bound():
-    from sedge.reduction import truncation_errors
+    from sedge.compress.reduction import truncation_errors
     layer = trained_like_layer(P=8)
     w = np.concatenate([[0.0], np.logspace(-4, 1.5, 400)])
     rows = truncation_errors(layer, [3, 7, 16], w)

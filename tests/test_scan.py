@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sedge.scan import chunked_scan, diag_scan, diag_scan_loop
+from sedge.models.scan import chunked_scan, diag_scan, diag_scan_loop
 
 
 def poles(P, dtype=torch.float64, seed=0):

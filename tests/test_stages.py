@@ -8,11 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from sedge import book, stages
-from sedge.baselines.experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
-from sedge.experiments import PRUNE_CODE, TRAIN_CODE
-from sedge.fingerprint import closure
-from sedge.stages import StageMissing, begin, commit, finished, stage_key
+from sedge.pipeline import book, stages
+from sedge.pipeline.baseline_experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
+from sedge.pipeline.experiments import PRUNE_CODE, TRAIN_CODE
+from sedge.pipeline.fingerprint import closure
+from sedge.pipeline.stages import StageMissing, begin, commit, finished, stage_key
 
 
 def finish(folder, key, payload=b"result"):
@@ -68,18 +68,18 @@ def test_the_data_a_stage_read_is_part_of_its_key(tmp_path):
 
 def test_each_kind_of_stage_keys_on_its_own_code():
     """An edit of the pruning code must recompute pruning stages, not retrain."""
-    assert "sedge.pruning" not in closure(TRAIN_CODE) and "sedge.reduction" not in closure(TRAIN_CODE)
-    assert {"sedge.pruning", "sedge.reduction"} <= closure(PRUNE_CODE)
-    assert "sedge.baselines.filter_pruning" in closure(FILTER_CODE) - closure(BASELINE_CODE)
-    assert "sedge.baselines.compress" in closure(COMPRESS_CODE) - closure(BASELINE_CODE)
-    assert "sedge.baselines.convexity" in closure(CONVEXITY_CODE) - closure(BASELINE_CODE)
+    assert "sedge.compress.pruning" not in closure(TRAIN_CODE) and "sedge.compress.reduction" not in closure(TRAIN_CODE)
+    assert {"sedge.compress.pruning", "sedge.compress.reduction"} <= closure(PRUNE_CODE)
+    assert "sedge.compress.filter_pruning" in closure(FILTER_CODE) - closure(BASELINE_CODE)
+    assert "sedge.compress.prune_quantise" in closure(COMPRESS_CODE) - closure(BASELINE_CODE)
+    assert "sedge.compress.convexity" in closure(CONVEXITY_CODE) - closure(BASELINE_CODE)
 
 
 def test_a_code_change_invalidates_exactly_the_stages_that_run_it(monkeypatch):
-    import sedge.fingerprint as fp
+    import sedge.pipeline.fingerprint as fp
     train_key, prune_key = stage_key({"a": 1}, code=TRAIN_CODE), stage_key({"a": 1}, code=PRUNE_CODE)
     real = fp._code_digest
-    monkeypatch.setattr(fp, "_code_digest", lambda path, m: "edited" if path.name == "pruning.py" else real(path, m))
+    monkeypatch.setattr(fp, "_code_digest", lambda m, *a: "edited" if m.endswith(".pruning") else real(m, *a))
     assert stage_key({"a": 1}, code=TRAIN_CODE) == train_key
     assert stage_key({"a": 1}, code=PRUNE_CODE) != prune_key
 
@@ -118,7 +118,7 @@ def test_adopting_a_stage_from_before_keys_is_explicit_and_checked(tmp_path, mon
 
 
 def test_a_run_written_before_a_recipe_field_existed_is_adopted():
-    from sedge.config import TrainConfig
+    from sedge.models.config import TrainConfig
     current = {"model": "tiny", "data": "mini", "train": asdict(TrainConfig(epochs=3))}
     old = {**current, "train": {k: v for k, v in current["train"].items() if k != "augment"}}
     assert stages.with_new_defaults(old) == current
@@ -151,7 +151,7 @@ def test_recomputing_one_stage_makes_exactly_the_chapters_that_read_it_stale(tmp
 
 
 def test_readonly_trained_run_refuses_to_train(tmp_path, monkeypatch):
-    from sedge.experiments import trained_run
+    from sedge.pipeline.experiments import trained_run
     monkeypatch.setenv("SEDGE_STAGES", "readonly")
     with pytest.raises(StageMissing, match="missing or stale"):
         trained_run("tiny", "synthetic:n_speakers=20,words=yes+no,snr_db=10", "syn", tmp_path, epochs=1, lr=0.01,
@@ -162,7 +162,7 @@ def test_readonly_trained_run_refuses_to_train(tmp_path, monkeypatch):
 def test_a_baseline_resume_with_another_recipe_is_refused(tmp_path, monkeypatch):
     """An interrupted baseline run resumes only under the recipe it started with (not just the same
     architecture): a changed epoch count or learning rate would continue the old schedule."""
-    import sedge.baselines.train as BT
+    import sedge.training.baselines as BT
     from helpers import toy_data
     data = toy_data()
     model = BT.build_baseline("transformer", n_classes=len(data.classes), frame=40, d_model=16, heads=2, ff=16, layers=1)
@@ -196,10 +196,10 @@ def test_environment_sets_and_restores_variables_also_on_error(monkeypatch):
 
 
 def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tmp_path, monkeypatch):
-    from sedge.config import model_config
-    from sedge.experiments import converged_runs
-    from sedge.model import build_model
-    from sedge.train import save_checkpoint
+    from sedge.models.config import model_config
+    from sedge.pipeline.experiments import converged_runs
+    from sedge.models.model import build_model
+    from sedge.training.train import save_checkpoint
     model = build_model(model_config("tiny", n_classes=3))
     meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
     hist = [{"epoch": 1, "val_acc": 0.5, "train_acc": 0.4, "seconds": 1.0}]
@@ -222,10 +222,10 @@ def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tm
 def test_a_chapter_that_loads_a_run_is_stale_once_the_run_is_retrained(tmp_path, monkeypatch):
     """Chapters 02-05 read the training chapter's runs with load_run: the read must be logged, as the
     stage's record when a stage owns the run and as its files when `sedge train` wrote it."""
-    from sedge.config import model_config
-    from sedge.experiments import load_run
-    from sedge.model import build_model
-    from sedge.train import save_checkpoint
+    from sedge.models.config import model_config
+    from sedge.pipeline.experiments import load_run
+    from sedge.models.model import build_model
+    from sedge.training.train import save_checkpoint
     meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))
@@ -249,10 +249,10 @@ def test_a_chapter_that_loads_a_run_is_stale_once_the_run_is_retrained(tmp_path,
 
 
 def test_every_committed_stage_was_computed_by_the_current_code():
-    """An edit of a module a stage runs (sedge.config is in every training stage) makes the committed
+    """An edit of a module a stage runs (sedge.models.config is in every training stage) makes the committed
     stages stale: the book could no longer be rebuilt from them (SEDGE_STAGES=readonly). Retrain and
     commit, or keep the edit out of those modules."""
-    from sedge.fingerprint import fingerprint
+    from sedge.pipeline.fingerprint import fingerprint
     from sedge.paths import CHECKPOINTS, portable
     current = {fingerprint(r) for r in (TRAIN_CODE, PRUNE_CODE, BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE)}
     records = sorted(CHECKPOINTS.glob("quick/**/stage.json"))

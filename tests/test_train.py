@@ -10,9 +10,9 @@ import soundfile as sf
 import torch
 
 from sedge.cli import main as cli_main
-from sedge.config import TrainConfig
-from sedge.train import cosine_with_warmup, decoder_orthogonality, load_checkpoint, save_checkpoint, train
-from sedge.model import build_model
+from sedge.models.config import TrainConfig
+from sedge.training.train import cosine_with_warmup, decoder_orthogonality, load_checkpoint, save_checkpoint, train
+from sedge.models.model import build_model
 
 from helpers import MICRO, toy_data
 
@@ -34,7 +34,7 @@ def test_cosine_schedule_with_warmup():
 
 
 def test_optimizer_groups_follow_the_paper(tmp_path):
-    from sedge.train import make_optimizer
+    from sedge.training.train import make_optimizer
     m = build_model(MICRO)
     opt = make_optimizer(m, TrainConfig(lr=0.002))
     ssm, rest = opt.param_groups
@@ -64,7 +64,7 @@ def test_train_selects_on_validation_and_tests_once(tmp_path):
 def crash_on_last_pt_write(monkeypatch, n: int):
     """Make the n-th write of last.pt raise KeyboardInterrupt right after it is written (a kill at
     that point); returns a function that undoes it."""
-    import sedge.train as T
+    import sedge.training.train as T
     real_save = T.save_checkpoint
     calls = {"n": 0}
 

@@ -4,7 +4,7 @@
     SEDGE_STAGES=adopt .venv/bin/sedge book --profile quick --only 01_training
 
 A run trained with ``sedge train`` (not through a chapter) has no ``stage.json``. This writes the
-stage configuration that :func:`sedge.experiments.trained_run` would build — model, data spec, data
+stage configuration that :func:`sedge.pipeline.experiments.trained_run` would build — model, data spec, data
 summary, training recipe — from the run's own checkpoint metadata into ``config.json``. With
 ``SEDGE_STAGES=adopt`` the chapter then adopts the run only if that configuration equals the one its
 profile asks for (the same model, data and recipe); any difference leaves the run alone and the
@@ -21,7 +21,7 @@ import torch
 
 from sedge.data import load_data
 from sedge.paths import atomic_write_json
-from sedge.stages import LEGACY_CONFIG, RECORD, with_new_defaults
+from sedge.pipeline.stages import LEGACY_CONFIG, RECORD, with_new_defaults
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
     .venv/bin/python tools/finetune_lr_sweep.py            # about 25 min on one core (tiny, real words)
 
 Fine-tunes the pruning chapter's 2-pp model of the trained ``tiny`` (real 8 words) with
-:func:`sedge.experiments.finetuned_run` — the training recipe, BatchNorm frozen, the pruned model
+:func:`sedge.pipeline.experiments.finetuned_run` — the training recipe, BatchNorm frozen, the pruned model
 competing as epoch 0 — at several learning rates and lengths, each a cached stage under
 ``checkpoints/ablations/finetune_lr/``. Prints, per setting, the validation accuracy of every epoch,
 the training accuracy, the selected epoch and the gap to the unpruned model. Selection is on
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from sedge.experiments import finetuned_run
+from sedge.pipeline.experiments import finetuned_run
 
 PRUNED = "checkpoints/quick/mini_tiny/prune/params_truncate_b2_s1_f0.125_vall"
 OUT = Path("checkpoints/ablations/finetune_lr")

@@ -2,8 +2,8 @@
 import json
 from pathlib import Path
 
-from sedge.cost import cost_report
-from sedge.experiments import load_run
+from sedge.models.cost import cost_report
+from sedge.pipeline.experiments import load_run
 
 root = Path(__file__).resolve().parents[1] / "checkpoints" / "quick"
 print("| data | model | classes | params (paper formula) | MMAC / 1-s clip | val acc % | test acc % | train min |")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import MINI_SPEECH_COMMANDS
-from .base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split
-from .folder import load_folder
-from .gsc import load_gsc
-from .synthetic import SyntheticConfig, load_synthetic
+from sedge.paths import MINI_SPEECH_COMMANDS
+from sedge.data.base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split
+from sedge.data.folder import load_folder
+from sedge.data.gsc import load_gsc
+from sedge.data.synthetic import SyntheticConfig, load_synthetic
 
 __all__ = ["load_data", "data_identity", "available_datasets", "KeywordData", "Split", "DataError", "SyntheticConfig", "SAMPLE_RATE", "CLIP_SAMPLES"]
 
@@ -61,10 +61,10 @@ def data_identity(spec: str) -> str:
     ``folder:``, ``gsc:``) every audio file's path, label, size and modification time — the key of
     the decoded-clip cache, so a replaced clip changes it — and for ``synthetic`` the generator
     configuration with the fingerprint of the generator's code."""
-    from .folder import _cache_key, scan_folder
+    from sedge.data.folder import _cache_key, scan_folder
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
-        from ..fingerprint import fingerprint
+        from sedge.pipeline.fingerprint import fingerprint
         return f"synthetic:{SyntheticConfig(**_parse_kv(arg)).key()}:{fingerprint(['sedge.data.synthetic'])[:16]}"
     if kind == "mini":
         root = Path(arg) if arg else MINI_SPEECH_COMMANDS
@@ -72,7 +72,7 @@ def data_identity(spec: str) -> str:
     if kind == "folder":
         return f"folder:{_cache_key(Path(arg), scan_folder(Path(arg)), 'hash')}"
     if kind in ("gsc", "gsc+download"):
-        from .gsc import locate
+        from sedge.data.gsc import locate
         base = locate(Path(arg))
         return f"gsc:{_cache_key(base, scan_folder(base), 'official')}"
     raise DataError(f"data spec {spec!r}: expected synthetic[:k=v,...], mini[:ROOT], folder:ROOT or gsc:ROOT")

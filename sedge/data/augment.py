@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from .base import SAMPLE_RATE, DataError
+from sedge.data.base import SAMPLE_RATE, DataError
 
 
 @dataclass(frozen=True)

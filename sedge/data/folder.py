@@ -17,8 +17,8 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from ..paths import CACHE, atomic_write_bytes
-from .base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split, check_split_sizes, fit_length, speaker_split
+from sedge.paths import CACHE, atomic_write_bytes
+from sedge.data.base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split, check_split_sizes, fit_length, speaker_split
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 IGNORED_DIRS = ("_background_noise_",)

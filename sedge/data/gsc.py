@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import DataError, KeywordData
-from .folder import load_folder
+from sedge.data.base import DataError, KeywordData
+from sedge.data.folder import load_folder
 
 SUBDIR = Path("SpeechCommands") / "speech_commands_v0.02"
 

@@ -16,8 +16,8 @@ import numpy as np
 from scipy.signal import lfilter, resample_poly
 from tqdm import tqdm
 
-from ..paths import CACHE, atomic_write_bytes
-from .base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split, check_split_sizes
+from sedge.paths import CACHE, atomic_write_bytes
+from sedge.data.base import CLIP_SAMPLES, SAMPLE_RATE, DataError, KeywordData, Split, check_split_sizes
 
 GENERATOR_VERSION = 2
 # The ten classic command words first, so that ``words`` can name a smaller task.
@@ -91,7 +91,7 @@ def render(speech: np.ndarray, rng: np.random.Generator, cfg: SyntheticConfig) -
 
 def _speak_all(speakers: list[dict], words: tuple[str, ...]) -> tuple[list[np.ndarray], int]:
     """Raw int16 utterances for every (speaker, word), in a fixed order."""
-    from .espeak import ESpeak
+    from sedge.data.espeak import ESpeak
     engine = ESpeak.get()
     out = []
     with tqdm(total=len(speakers) * len(words), desc="synthesising keywords", unit="word", mininterval=2) as bar:

@@ -24,11 +24,11 @@ SCRIPT = r"""
 import json, os, sys, tempfile, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from sedge.config import model_config
-from sedge.cost import layer_shapes, macs_per_sample
-from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
-from sedge.export import export_dict
-from sedge.model import build_model
+from sedge.models.config import model_config
+from sedge.models.cost import layer_shapes, macs_per_sample
+from sedge.deploy.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
+from sedge.deploy.export import export_dict
+from sedge.models.model import build_model
 name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
 model = build_model(model_config(name, n_classes=35), seed=0).eval()
 d = export_dict(model, steps)
@@ -77,12 +77,12 @@ FIXED_SCRIPT = r"""
 import json, sys, tempfile, time
 import numpy as np, torch
 torch.set_num_threads(1)
-from sedge.config import model_config
-from sedge.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
-from sedge.cpp_fixed import generate_cpp_fixed
-from sedge.export import export_dict
-from sedge.fixed_point import quantise
-from sedge.model import build_model
+from sedge.models.config import model_config
+from sedge.deploy.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
+from sedge.deploy.cpp_fixed import generate_cpp_fixed
+from sedge.deploy.export import export_dict
+from sedge.compress.fixed_point import quantise
+from sedge.models.model import build_model
 name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
 model = build_model(model_config(name, n_classes=35), seed=0).eval()
 d = export_dict(model, steps)
@@ -120,10 +120,10 @@ PRUNED_SCRIPT = r"""
 import json, sys, tempfile
 import numpy as np, torch
 torch.set_num_threads(1)
-from sedge.config import model_config
-from sedge.cpp import CppModel, build_shared, generate_cpp, interleaved_cpu_seconds
-from sedge.export import export_dict
-from sedge.model import build_model
+from sedge.models.config import model_config
+from sedge.deploy.cpp import CppModel, build_shared, generate_cpp, interleaved_cpu_seconds
+from sedge.deploy.export import export_dict
+from sedge.models.model import build_model
 name, steps = sys.argv[1], [int(v) for v in sys.argv[2].split(",")]
 parent = model_config(name, n_classes=35)
 x = (0.1 * np.random.default_rng(0).standard_normal((1, 16000))).astype(np.float32)

@@ -22,11 +22,11 @@ SCRIPT = r"""
 import json, sys, time, math
 import torch
 torch.set_num_threads(2)
-from sedge.pruning import prune, _CandidateCache, _LayerInputs, _evaluate_candidates
+from sedge.compress.pruning import prune, _CandidateCache, _LayerInputs, _evaluate_candidates
 which = sys.argv[1]
 if which == "full":
-    from sedge.config import model_config
-    from sedge.model import build_model
+    from sedge.models.config import model_config
+    from sedge.models.model import build_model
     n = int(sys.argv[2])
     model = build_model(model_config("full", n_classes=35), seed=0).eval()
     g = torch.Generator().manual_seed(0)
@@ -43,7 +43,7 @@ if which == "full":
     print(json.dumps({"clips": n, "base_pass_s": t_base, "round_s": t_round, "max_rounds": 8 * 6}))
 else:
     from sedge.data import load_data
-    from sedge.experiments import load_run, run_dir_for
+    from sedge.pipeline.experiments import load_run, run_dir_for
     from sedge.paths import REPO
     import yaml
     prof = yaml.safe_load((REPO / "notebooks" / "profiles.yml").read_text())["quick"]["04_iterative_pruning"]

@@ -2,9 +2,9 @@
 
 For every zoo model, in **one run** (each measurement in its own process, so peak memory is its own):
 
-* ``fused``      — the default CPU path, the C++ layer operator of :mod:`sedge.kernel`;
-* ``chunked``    — the chunked scan of :mod:`sedge.scan` (``SEDGE_KERNEL=0``, the fallback);
-* ``sequential`` — the plain per-sample loop ``sedge.scan.diag_scan_loop`` (small models only);
+* ``fused``      — the default CPU path, the C++ layer operator of :mod:`sedge.models.kernel`;
+* ``chunked``    — the chunked scan of :mod:`sedge.models.scan` (``SEDGE_KERNEL=0``, the fallback);
+* ``sequential`` — the plain per-sample loop ``sedge.models.scan.diag_scan_loop`` (small models only);
 * the **MAC limit**: 3 × the forward MACs of the batch ÷ the sgemm rate measured in the same run at
   2 threads (a large float32 torch.mm). Machines here differ (AVX-512 or AVX2), so the goals are
   ratios to that limit: tiny, s, m within 2.5×, l and full within 2×, full at ≤ 1.2 GB peak.
@@ -26,13 +26,13 @@ import json, os, resource, sys, time
 import torch
 threads = int(sys.argv[4])
 torch.set_num_threads(threads)
-import sedge.layer, sedge.scan
-from sedge.config import model_config
-from sedge.cost import cost_report
-from sedge.model import build_model
+import sedge.models.layer, sedge.models.scan
+from sedge.models.config import model_config
+from sedge.models.cost import cost_report
+from sedge.models.model import build_model
 name, impl, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if impl == "sequential":
-    sedge.layer.diag_scan = sedge.scan.diag_scan_loop
+    sedge.models.layer.diag_scan = sedge.models.scan.diag_scan_loop
 if impl == "sgemm":
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     torch.mm(a, b)

@@ -1,1 +1,0 @@
-"""Comparison methods from the literature (SPEC §10)."""

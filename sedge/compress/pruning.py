@@ -1,0 +1,270 @@
+"""Iterative pruning by balanced truncation under an accuracy budget (SPEC §8; ours within the
+EUSIPCO 2025 paper's constraints: layer-wise, no retraining).
+
+Greedy loop over the validation split:
+
+1. every layer's candidate is its *original* balanced realisation truncated to one move fewer
+   complex states than its current order (never a truncation of a truncation); a move is
+   ``max(step, ⌈step_fraction · P_ℓ⌉)`` states of the original order P_ℓ;
+2. all candidates of a round are evaluated in one pass over the validation clips, in small chunks
+   (cache-friendly): each candidate recomputes only from its own layer onward, from the current
+   model's layer inputs, which are kept in memory across rounds when they fit in ``cache_gb`` and
+   updated from the accepted layer on;
+3. the candidate with the best saving per accuracy point lost is accepted while the cumulative
+   drop from the unpruned model stays within the budget; a layer whose next move breaks the
+   budget is frozen; the search stops when every layer is frozen or at its minimum order.
+
+The accuracy of a configuration (the orders asked of every layer) does not depend on the budget
+or the objective, so evaluations are kept in a ``memo`` that searches with other budgets reuse
+(and that :func:`sedge.pipeline.experiments.pruned_run` stores on disk, so an interrupted search resumes).
+Every accepted step is recorded; the test split is evaluated once, for the final model, by the
+caller.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from sedge.models.cost import layer_shape, layer_shapes, macs_per_sample, paper_params
+from sedge.training.device import resolve_device
+from sedge.compress.reduction import ReductionError, reduce_layer_orders
+
+
+@dataclass
+class PruneStep:
+    layer: int | None            # None for the starting point
+    states: list[int]            # complex states per layer after the step
+    params: int                  # paper formula
+    macs_per_sample: float       # paper convention at the model's step scale
+    val_acc: float
+
+
+@dataclass
+class PruneResult:
+    model: torch.nn.Module
+    steps: list[PruneStep] = field(default_factory=list)
+    baseline_val_acc: float = math.nan
+    seconds: float = 0.0                 # wall time of the search
+    evaluated: int = 0                   # configurations evaluated (not found in the memo)
+
+    def table(self) -> list[dict]:
+        return [{"step": i, "layer": s.layer, "states": s.states, "params": s.params,
+                 "macs_per_sample": s.macs_per_sample, "val_acc": s.val_acc} for i, s in enumerate(self.steps)]
+
+
+def _cost(shapes, model, objective: str) -> float:
+    if objective == "params":
+        return paper_params(shapes, model.cfg.n_classes)
+    return macs_per_sample(shapes, model.cfg.n_classes, list(model.step_scale))
+
+
+def _record(model, layer: int | None, acc: float) -> PruneStep:
+    shapes = layer_shapes(model)
+    return PruneStep(layer, [l.P for l in model.layers], _cost(shapes, model, "params"),
+                     _cost(shapes, model, "macs"), acc)
+
+
+def memo_key(method: str, requested: list[int]) -> str:
+    """Key of a configuration in the memo: the method and the order asked of every layer."""
+    return f"{method}:" + ",".join(map(str, requested))
+
+
+class _CandidateCache:
+    """Reduced versions of each original layer, computed on first use (one balred call per order)."""
+
+    def __init__(self, original_layers, method: str):
+        self.layers, self.method, self.cache = original_layers, method, {}
+
+    def get(self, i: int, states: int):
+        key = (i, states)
+        if key not in self.cache:
+            self.cache[key] = reduce_layer_orders(self.layers[i], [2 * states], self.method)[0].eval()
+        return self.cache[key]
+
+
+class _LayerInputs:
+    """The current model's input to every layer, per chunk of clips: stored when they fit in
+    ``cache_gb`` (then updated from a replaced layer on), recomputed on every use otherwise."""
+
+    def __init__(self, model, x: torch.Tensor, chunk: int, cache_gb: float):
+        self.model, self.x, self.chunk = model, x, chunk
+        elems = len(x) * x.shape[1] * sum(l.d_in for l in model.layers)
+        self.keep = elems * x.element_size() <= cache_gb * 1e9
+        self.stored: list[list[torch.Tensor]] | None = None
+
+    def _compute(self, xb: torch.Tensor) -> list[torch.Tensor]:
+        h, inputs = xb.unsqueeze(-1), []
+        for layer in self.model.layers:
+            inputs.append(h)
+            h = layer(h)
+        return inputs
+
+    def __iter__(self):
+        if self.keep and self.stored is None:
+            self.stored = [self._compute(self.x[s:s + self.chunk]) for s in range(0, len(self.x), self.chunk)]
+        if self.stored is not None:
+            yield from ((s, inp) for s, inp in zip(range(0, len(self.x), self.chunk), self.stored))
+        else:
+            for s in range(0, len(self.x), self.chunk):
+                yield s, self._compute(self.x[s:s + self.chunk])
+
+    @torch.no_grad()
+    def replaced(self, i: int) -> None:
+        """Layer i of the model was replaced: refresh the stored inputs of the layers after it."""
+        if self.stored is None:
+            return
+        layers = self.model.layers
+        for inputs in self.stored:
+            h = inputs[i]
+            for j in range(i, len(layers) - 1):
+                h = layers[j](h)
+                inputs[j + 1] = h
+
+
+@torch.no_grad()
+def _evaluate_candidates(model, candidates: dict[int, torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
+                         chunk: int, inputs: _LayerInputs | None = None,
+                         base: bool = True) -> tuple[float, dict[int, float]]:
+    """Accuracy of the current model (``base``; else NaN) and of each single-layer replacement
+    {layer: new_layer}."""
+    inputs = inputs or _LayerInputs(model, x, chunk, cache_gb=0.0)
+    correct_base, correct = 0, {i: 0 for i in candidates}
+    layers = model.layers
+
+    def n_correct(h, yb):
+        return int((model.decoder(h.mean(1)).argmax(1) == yb).sum())
+
+    for start, inp in inputs:
+        yb = y[start:start + len(inp[0])]
+        if base:
+            correct_base += n_correct(layers[-1](inp[-1]), yb)
+        for i, cand in candidates.items():
+            h = cand(inp[i])
+            for layer in layers[i + 1:]:
+                h = layer(h)
+            correct[i] += n_correct(h, yb)
+    n = max(len(x), 1)
+    return (100.0 * correct_base / n if base else math.nan), {i: 100.0 * c / n for i, c in correct.items()}
+
+
+def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.5, objective: str = "params",
+          step: int = 1, method: str = "truncate", chunk: int = 4, progress: bool = True,
+          min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
+          cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
+          device: str | torch.device = "cpu") -> PruneResult:
+    """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
+
+    ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
+    read and extended, and ``on_round(memo)`` is called after every round (to save it)."""
+    if budget_pp < 0:
+        raise ReductionError(f"budget must be ≥ 0 accuracy points, got {budget_pp}")
+    if objective not in ("params", "macs"):
+        raise ReductionError(f"objective must be 'params' or 'macs', got {objective!r}")
+    if step < 1:
+        raise ReductionError(f"step must be ≥ 1 complex state, got {step}")
+    if not 0 <= step_fraction < 1:
+        raise ReductionError(f"step_fraction must be in [0, 1), got {step_fraction}")
+    if len(x_val) == 0:
+        raise ReductionError("the validation split is empty: pruning needs validation clips")
+    if not getattr(model, "layers", None):
+        raise ReductionError("the model has no S-Edge layers to reduce")
+    t0 = time.perf_counter()
+    memo = {} if memo is None else memo
+    dev = resolve_device(device)
+    model = copy.deepcopy(model).eval().to(dev)
+    x_val, y_val = x_val.to(dev), y_val.to(dev)
+    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method)   # balred runs on the CPU
+    requested = [l.P for l in model.layers]          # order asked of balred, in complex states
+    moves = [max(step, math.ceil(step_fraction * p)) for p in requested]
+    frozen = [False] * len(requested)
+    inputs = _LayerInputs(model, x_val, chunk, cache_gb)
+    evaluated = 0
+    key = memo_key(method, requested)
+    if key not in memo:
+        memo[key], _ = _evaluate_candidates(model, {}, x_val, y_val, chunk, inputs)
+        evaluated += 1
+    base_acc = current_acc = memo[key]
+    result = PruneResult(model, [_record(model, None, base_acc)], base_acc)
+    bar = tqdm(desc=f"pruning ({objective}, budget {budget_pp} pp)", unit="step", disable=not progress)
+    while True:
+        for i in range(len(requested)):
+            frozen[i] = frozen[i] or requested[i] - moves[i] < min_states
+        keys = {i: memo_key(method, requested[:i] + [requested[i] - moves[i]] + requested[i + 1:])
+                for i in range(len(requested)) if not frozen[i]}
+        if not keys:
+            break
+        cands = {i: cache.get(i, requested[i] - moves[i]).to(dev) for i in keys}
+        todo = {i: c for i, c in cands.items() if keys[i] not in memo}
+        if todo:
+            _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
+            memo.update({keys[i]: acc for i, acc in new.items()})
+            evaluated += len(todo)
+            if on_round:
+                on_round(memo)
+        accs = {i: memo[k] for i, k in keys.items()}
+        shapes = layer_shapes(model)
+        cost_now = _cost(shapes, model, objective)
+        best, best_score = None, -math.inf
+        for i, acc in accs.items():
+            if base_acc - acc > budget_pp + 1e-9:    # cumulative drop beyond the budget: freeze
+                frozen[i] = True
+                continue
+            trial = list(shapes)
+            trial[i] = layer_shape(cands[i])
+            saving = cost_now - _cost(trial, model, objective)
+            if saving <= 0:                          # real eigenvalues ate the move: ask for one more
+                requested[i] -= moves[i]
+                continue
+            score = saving / (max(current_acc - acc, 0.0) + 1e-3)
+            if score > best_score:
+                best, best_score = i, score
+        if best is None:
+            continue
+        model.layers[best] = cands[best]
+        inputs.replaced(best)
+        requested[best] -= moves[best]
+        current_acc = accs[best]
+        result.steps.append(_record(model, best, current_acc))
+        bar.update()
+        bar.set_postfix(states=[l.P for l in model.layers], val=f"{current_acc:.2f}")
+    bar.close()
+    model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
+    model.cpu()
+    result.model, result.seconds, result.evaluated = model, time.perf_counter() - t0, evaluated
+    return result
+
+
+def layer_sensitivity(model, x: torch.Tensor, y: torch.Tensor, fractions: list[float], method: str = "truncate",
+                      chunk: int = 4, memo: dict[str, float] | None = None, cache_gb: float = 8.0,
+                      progress: bool = True) -> list[dict]:
+    """Accuracy when *one* layer alone is truncated to ⌈f·P_ℓ⌉ complex states, for every layer ℓ and
+    fraction f (the other layers unchanged): how much order each layer can give up on its own.
+    Shares :func:`prune`'s memo keys, so a later search on the same clips reuses these evaluations."""
+    if len(x) == 0:
+        raise ReductionError("the validation split is empty: the sensitivity needs validation clips")
+    memo = {} if memo is None else memo
+    model = copy.deepcopy(model).eval()
+    full = [l.P for l in model.layers]
+    cache = _CandidateCache(list(model.layers), method)
+    inputs = _LayerInputs(model, x, chunk, cache_gb)
+    rows = []
+    for f in tqdm(fractions, desc="layer sensitivity", disable=not progress):
+        kept = [min(p, max(1, math.ceil(f * p))) for p in full]
+        keys = {i: memo_key(method, full[:i] + [kept[i]] + full[i + 1:]) for i in range(len(full))}
+        todo = {i: cache.get(i, kept[i]) for i, k in keys.items() if k not in memo and kept[i] < full[i]}
+        if todo:
+            _, accs = _evaluate_candidates(model, todo, x, y, chunk, inputs, base=False)
+            memo.update({keys[i]: a for i, a in accs.items()})
+        if memo_key(method, full) not in memo:
+            memo[memo_key(method, full)], _ = _evaluate_candidates(model, {}, x, y, chunk, inputs)
+        for i in range(len(full)):
+            key = keys[i] if kept[i] < full[i] else memo_key(method, full)
+            rows.append({"layer": i, "fraction": f, "requested": kept[i],
+                         "states": cache.get(i, kept[i]).P if kept[i] < full[i] else full[i], "val_acc": memo[key]})
+    return rows

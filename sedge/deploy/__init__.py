@@ -1,0 +1,1 @@
+"""Deployment: the versioned export and the generated float and integer C++ programs."""

@@ -1,0 +1,1 @@
+"""What the chapters show: figure and table helpers, and Pareto fronts."""
