@@ -58,7 +58,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sedge.report.plots import book_style, label_points, show_table
+from sedge.report.plots import book_style, label_points, legend_below, panels, show_table
 from sedge.pipeline.baseline_experiments import baseline_run, dcase_costs, filter_pruned_run
 from sedge.compress.filter_pruning import filter_signatures
 from sedge.training.baselines import load_baseline
@@ -91,22 +91,28 @@ pd.DataFrame([{"data": t, "classes": s["arch"]["kwargs"]["n_classes"], "best epo
 # %% [markdown]
 # ## Which filters look alike
 #
-# Cosine distances between the rank-1 signatures of C2's filters in the trained network (first data
-# set); the filters the greedy pass marks redundant are the red ticks.
+# Cosine distances between the rank-1 signatures of the filters of C1, C2 and C3, each with each, in
+# the trained network (first data set); the filters the greedy pass marks redundant are the red
+# triangles under each matrix.
 
 # %%
+from matplotlib.ticker import MaxNLocator
+
 from sedge.compress.filter_pruning import redundant_filters
 tag0 = next(iter(trained))
 cnn, _ = load_baseline(trained[tag0]["run_dir"] + "/best.pt")
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+fig, axes = panels(3, height=3.3)
 for ax, i in zip(axes, (1, 2, 3)):
     w = getattr(cnn, f"conv{i}").weight
     sig = filter_signatures(w)
     im = ax.imshow(1 - sig @ sig.T, cmap="viridis", vmin=0, vmax=2)
     red = redundant_filters(w, max_fraction)
-    ax.set_xticks(red, labels=[str(r) for r in red], color="red", fontsize=6)
+    ax.plot(red, [w.shape[0] - 0.5 + 0.04 * w.shape[0]] * len(red), "^", color="red", ms=5, clip_on=False)
     ax.set(title=f"C{i}: {len(red)} of {w.shape[0]} redundant", xlabel="filter", ylabel="filter")
-fig.colorbar(im, ax=axes, label="cosine distance")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+fig.tight_layout(rect=(0, 0, 0.9, 1))
+bar = fig.colorbar(im, ax=axes, label="cosine distance", fraction=0.025, pad=0.02)
 
 # %% [markdown]
 # ## Pruning C1, C2, C3 and their combinations
@@ -133,7 +139,7 @@ for tag, spec in available.items():
                      "test % before": 100 * u["test_acc"], "test % pruned": 100 * p["test_acc"], "test % fine-tuned": 100 * f["test_acc"],
                      "FT best epoch": f["best_epoch"]})
 results = pd.DataFrame(rows)
-show_table(results, ["data", "pruned"])
+show_table(results, ["data", "pruned"], max_columns=9)           # cost columns, then accuracy columns
 
 # %% [markdown]
 # ## Next to the paper
@@ -158,23 +164,23 @@ pd.concat([paper[cols], results[results.pruned == "C2"][cols]]).round(2)
 # test accuracy).
 
 # %%
-fig, axes = plt.subplots(len(available), 2, figsize=(10, 3.4 * len(available)), squeeze=False)
+fig, flat = panels(2 * len(available), ncols=2, height=3.4)
+axes = [flat[2 * i:2 * i + 2] for i in range(len(available))]
 for row, tag in zip(axes, available):
     g = results[results.data == tag]
     u = filter_pruned_run(trained[tag]["run_dir"], available[tag], tuple(layer_sets[0]), **finetune_recipe,
                           max_fraction=max_fraction, progress=False)["unpruned"]
     for ax, (col, base) in zip(row, (("params (paper count)", u["params_keras"]), ("MMACs", u["macs"]["total"] / 1e6))):
-        ax.plot(g[col], g["test % fine-tuned"], "o", mfc="none")
+        ax.plot(g[col], g["test % fine-tuned"], "o", mfc="none", color="C0", label="pruned + fine-tuned")
         ax.plot([base], [100 * u["test_acc"]], "k*", ms=10, label="unpruned")
         pts = pd.concat([g[[col, "val % fine-tuned", "test % fine-tuned"]],
                          pd.DataFrame({col: [base], "val % fine-tuned": [100 * u["val_acc"]],
                                        "test % fine-tuned": [100 * u["test_acc"]]})])
         front = pts[pareto_mask(pts[col].to_numpy(), pts["val % fine-tuned"].to_numpy())].sort_values(col)
-        ax.step(front[col], front["test % fine-tuned"], "k-", where="post", lw=0.8)
+        ax.step(front[col], front["test % fine-tuned"], "k-", where="post", lw=0.8, label="front (chosen on validation)")
         ax.set(title=tag, xlabel=col, ylabel="test accuracy %")
-        ax.legend(fontsize=7)
-fig.tight_layout()
+legend_below(fig, flat, ncol=3)
 for row, tag in zip(axes, available):
     g = results[results.data == tag]
     for ax, col in zip(row, ("params (paper count)", "MMACs")):
-        label_points(ax, g[col], g["test % fine-tuned"], g["pruned"])
+        label_points(ax, g[col], g["test % fine-tuned"], g["pruned"], fontsize=8)

@@ -60,6 +60,8 @@ from sedge.pipeline.parameters import check_namespace, for_data
 check_namespace(globals(), "07_convexity")
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import torch
@@ -95,16 +97,18 @@ for tag, spec in available.items():
                      progress=False)
     results[(tag, "transformer")] = convexity_pruned_run(t["run_dir"], spec, "transformer",
                                                          **recipe("finetune_transformer"), max_val=max_val, progress=False)
+names = list(dict.fromkeys(name for _, name in results))      # S-Edge sizes, then the transformer
+colour = {name: f"C{i}" for i, name in enumerate(names)}         # one colour per model in every figure
 fig, axes = panels(len(available), height=3.6)
 for ax, tag in zip(axes, available):
     for (t, name), r in results.items():
         if t != tag:
             continue
-        line, = ax.plot(range(1, r["layers"] + 1), r["scores"], "o-", label=name)
-        ax.plot([r["keep"]], [r["scores"][r["keep"] - 1]], "*", ms=14, color=line.get_color())
+        ax.plot(range(1, r["layers"] + 1), r["scores"], "o-", color=colour[name], label=name)
+        ax.plot([r["keep"]], [r["scores"][r["keep"] - 1]], "*", ms=14, color=colour[name])
     ax.set(title=tag, xlabel="layer", ylabel="graph convexity (validation)", ylim=(0, 100))
-    ax.legend(fontsize=7)
-fig.tight_layout()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+legend_below(fig, axes, ncol=4)
 
 # %% [markdown]
 # ## Pruning after the peak, next to model order reduction
@@ -148,14 +152,23 @@ table.sort_values(["data", "model"], kind="stable").round(2)
 
 # %%
 fig, axes = panels(len(available), height=3.8)
-marks = {"unpruned": "o", "convexity, fine-tuned": "s", "convexity, truncated": "x"}
+methods = list(dict.fromkeys(table.method))
+fixed = {"unpruned": "o", "convexity, fine-tuned": "s", "convexity, truncated": "x"}
+other = iter("^v<>Dp")                                       # one marker per MOR budget
+marker = {m: fixed.get(m) or next(other) for m in methods}   # the colour is the model, the marker the method
 for ax, tag in zip(axes, available):
     g = table[table.data == tag].reset_index(drop=True)
     for (name, method), h in g.groupby(["model", "method"]):
-        ax.plot(h["params"], h["test %"], marks.get(method, "^"), mfc="none", label=f"{name}: {method}")
+        ax.plot(h["params"], h["test %"], marker[method], mfc="none", color=colour[name], ms=7)
     ok = g[g.method != "convexity, truncated"]
     front = ok[pareto_mask(ok["params"].to_numpy(), ok["val %"].to_numpy())].sort_values("params")
     ax.step(front["params"], front["test %"], "k-", where="post", lw=0.8)
     ax.set(xscale="log", title=tag, xlabel="parameters", ylabel="test accuracy %")
     plain_log_ticks(ax)
-legend_below(fig, axes, ncol=3)
+key = ([Line2D([], [], color=colour[n], marker="o", ls="none", label=n) for n in names]
+       + [Line2D([], [], color="0.3", marker=marker[m], mfc="none", ls="none", label=m)
+          for m in methods]
+       + [Line2D([], [], color="k", lw=0.8, label="front (chosen on validation)")])
+for h in key:
+    axes[0].add_line(h)
+legend_below(fig, axes, ncol=4)

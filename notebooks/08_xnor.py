@@ -106,35 +106,37 @@ xnor_table.round(2)
 
 # %%
 gap = xnor_table.pivot_table(index=["data", "classes"], columns="network", values="test %").reset_index()
+gap = gap.rename(columns={n: f"{n} test %" for n in XNOR_VARIANTS}).sort_values("classes").reset_index(drop=True)
 gap["chance %"] = 100 / gap["classes"]
-gap["XNOR − float (pp)"] = gap["XNOR"] - gap["float"]
-# how much of the float network's gain over chance an XNOR network keeps (1: all of it, 0: none)
-gap["XNOR share of float's gain"] = (gap["XNOR"] - gap["chance %"]) / (gap["float"] - gap["chance %"])
-gap["float-SFEB XNOR share"] = (gap["XNOR, float SFEB"] - gap["chance %"]) / (gap["float"] - gap["chance %"])
+gap["XNOR − float (pp)"] = gap["XNOR test %"] - gap["float test %"]
+# how much of the float network's gain over chance an XNOR network keeps (100 %: all of it, 0 %: none)
+gain = gap["float test %"] - gap["chance %"]
+gap["XNOR share of float's gain %"] = 100 * (gap["XNOR test %"] - gap["chance %"]) / gain
+gap["float-SFEB XNOR share of float's gain %"] = 100 * (gap["XNOR, float SFEB test %"] - gap["chance %"]) / gain
 f = xnor_table[xnor_table.network == "float"].set_index("data")
 x = xnor_table[xnor_table.network == "XNOR"].set_index("data")
 gap["weight memory ÷"] = (f["weight kB (cost model)"] / x["weight kB (cost model)"]).reindex(gap["data"]).to_numpy()
 gap["effective MACs ÷"] = (f["effective MMACs"] / x["effective MMACs"]).reindex(gap["data"]).to_numpy()
-show_table(gap.sort_values("classes"), ["data", "classes"])
-g = gap.sort_values("classes")
-fig, axes = panels(1 + len(g), height=3.4)
+keys = ["data", "classes"]
+show_table(gap[keys + ["chance %", *(f"{n} test %" for n in XNOR_VARIANTS), "XNOR − float (pp)"]], keys)
+show_table(gap[keys + ["XNOR share of float's gain %", "float-SFEB XNOR share of float's gain %", "weight memory ÷",
+                       "effective MACs ÷"]], keys)
+colour = {n: f"C{i}" for i, n in enumerate(XNOR_VARIANTS)}      # one colour per network in every panel
+fig, axes = panels(1 + len(gap), height=3.2)
 ax = axes[0]
-ax.plot(g["classes"], g["float"], "o-", label="float")
-ax.plot(g["classes"], g["XNOR"], "s-", label="XNOR")
-ax.plot(g["classes"], g["XNOR, float SFEB"], "^--", label="XNOR, float SFEB")
-ax.plot(g["classes"], g["chance %"], ":", color="grey", label="chance")
-ax.set(xlabel="classes", ylabel="test accuracy %", title="micro ACDNet: float vs XNOR")
-ax.legend(fontsize=7)
-for ax, (_, r) in zip(axes[1:], g.iterrows()):           # validation accuracy per epoch: how far from converged
-    for network, style in zip(XNOR_VARIANTS, ("-", "--", "-.")):
+for network, style in zip(XNOR_VARIANTS, ("o-", "s-", "^--")):
+    ax.plot(gap["classes"], gap[f"{network} test %"], style, color=colour[network], label=network)
+ax.plot(gap["classes"], gap["chance %"], ":", color="grey", label="chance")
+ax.set(xlabel="classes", ylabel="test accuracy %", title="micro ACDNet: float vs XNOR",
+       xlim=(0, 1.35 * gap["classes"].max()))
+for ax, (_, r) in zip(axes[1:], gap.iterrows()):           # validation accuracy per epoch: how far from converged
+    for network, style in zip(XNOR_VARIANTS, ("o-", "s-", "^--")):
         i = xnor_table.index[(xnor_table.data == r["data"]) & (xnor_table.network == network)][0]
-        ax.plot(range(1, len(curves[i]) + 1), curves[i], style, label=network)
+        ax.plot(range(1, len(curves[i]) + 1), curves[i], style[1:], color=colour[network])
     ax.axhline(r["chance %"], ls=":", color="grey")
-    ax.set(xlabel="epoch", title=f"{r['data']} ({r['classes']} classes)", ylabel="val %")
-axes[1].legend(fontsize=7)
-fig.tight_layout()
-label_points(axes[0], g["classes"], g["float"], g["data"])
-g[["data", "classes", "XNOR share of float's gain", "float-SFEB XNOR share"]].round(2)
+    ax.set(xlabel="epoch", title=f"{r['data']} ({r['classes']} classes)", ylabel="validation accuracy %")
+legend_below(fig, axes, ncol=4)
+_ = label_points(axes[0], gap["classes"], gap["float test %"], gap["data"], fontsize=8)
 
 # %% [markdown]
 # Read the gap next to the float accuracy and to chance (one over the class count): accuracies at
@@ -168,16 +170,16 @@ for tag in [t for t in compress_on if t in available]:
     for stage, v in r["stages"].items():
         stored = v["nonzero_params"] if stage == "magnitude" else v["params"]     # sparse storage only after magnitude pruning
         stage_rows.append({"data": tag, "stage": stage, "params": v["params"], "non-zero params": v["nonzero_params"],
-                           "weight kB": v.get("int8_bytes", 4 * stored) / 1e3, "MMACs": v["macs"] / 1e6,
+                           "weight B": v.get("int8_bytes", 4 * stored), "MMACs": v["macs"] / 1e6,
                            "val %": 100 * v["val_acc"], "test %": 100 * v["test_acc"]})
 stages = pd.DataFrame(stage_rows)
 stages.round(2)
 
 # %% [markdown]
-# *weight kB* counts the non-zero float32 weights after magnitude pruning (an ideal sparse storage,
-# indices not counted), every float32 weight of the dense channel-pruned network, and the int8 bytes
-# with their scales for the quantised one. Next to the
-# micro XNOR network on the same data, the last stage is the paper's comparison point: memory and
+# *weight B* counts the bytes of the non-zero float32 weights after magnitude pruning (an ideal
+# sparse storage, indices not counted), of every float32 weight of the dense channel-pruned network,
+# and the int8 bytes with their scales for the quantised one. Next to the micro XNOR network on the
+# same data, the last stage is the paper's comparison point: memory and
 # computation against accuracy.
 
 # %%
@@ -187,7 +189,7 @@ if len(stages):
         q = stages[(stages.data == tag) & (stages.stage == "int8")].iloc[0]
         xr = xnor_table[(xnor_table.data == tag) & (xnor_table.network == "XNOR")].iloc[0]
         fr = xnor_table[(xnor_table.data == tag) & (xnor_table.network == "float")].iloc[0]
-        both += [{"data": tag, "network": "pruned + int8", "weight kB": q["weight kB"], "MMACs (effective)": q["MMACs"], "test %": q["test %"]},
+        both += [{"data": tag, "network": "pruned + int8", "weight kB": q["weight B"] / 1e3, "MMACs (effective)": q["MMACs"], "test %": q["test %"]},
                  {"data": tag, "network": "micro XNOR", "weight kB": xr["weight kB (cost model)"], "MMACs (effective)": xr["effective MMACs"], "test %": xr["test %"]},
                  {"data": tag, "network": "micro float", "weight kB": fr["weight kB (cost model)"], "MMACs (effective)": fr["effective MMACs"], "test %": fr["test %"]}]
     display(pd.DataFrame(both).round(2))

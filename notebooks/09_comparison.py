@@ -43,6 +43,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 import torch
@@ -57,7 +58,9 @@ from sedge.training.train import load_checkpoint
 torch.set_num_threads(2)
 book_style()
 df = collect(profile)
-df.drop(columns=["checkpoint"]).round(2)
+table = df.drop(columns=["checkpoint"]).rename(columns={"macs": "MMACs", "effective macs": "effective MMACs"})
+table[["MMACs", "effective MMACs"]] /= 1e6                   # MACs per clip in millions
+table.round(2)
 
 # %% [markdown]
 # ## Accuracy against parameters and against computation
@@ -69,19 +72,27 @@ df.drop(columns=["checkpoint"]).round(2)
 families = sorted(df.family.unique())
 colours = dict(zip(families, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
 tags = list(dict.fromkeys(df.data))
-fig, axes = plt.subplots(len(tags), 2, figsize=(11, 3.8 * len(tags)), squeeze=False)
-for row, tag in zip(axes, tags):
+fig, flat = panels(2 * len(tags), ncols=2, height=3.3)
+for row, tag in zip((flat[i:i + 2] for i in range(0, len(flat), 2)), tags):
     g = df[df.data == tag].reset_index(drop=True)
-    for ax, col, label in ((row[0], "params", "parameters"), (row[1], "effective macs", "MACs per clip (binary = 1/64)")):
+    for ax, col, label in ((row[0], "params", "parameters"), (row[1], "effective macs", "MACs per clip (binary MAC = 1/64)")):
         for fam, h in g.groupby("family"):
             trained = h.method == "trained"
-            ax.plot(h[col][trained], h["test %"][trained], "o", color=colours[fam], label=f"{fam} (trained)")
-            ax.plot(h[col][~trained], h["test %"][~trained], "x", color=colours[fam], label=f"{fam} (compressed)")
+            ax.plot(h[col][trained], h["test %"][trained], "o", color=colours[fam], ms=6)
+            ax.plot(h[col][~trained], h["test %"][~trained], "x", color=colours[fam], ms=6)
         front = g[pareto_mask(g[col].to_numpy(), g["val %"].to_numpy())].sort_values(col)
         ax.step(front[col], front["test %"], "k-", where="post", lw=0.8)
         ax.set(xscale="log", title=tag, xlabel=label, ylabel="test accuracy %")
+        lo, hi = g[col].min(), g[col].max()
+        if hi < 3 * lo:                                   # a narrow range: widen it so a tick is in view
+            ax.set_xlim(lo / 2, hi * 2)
         plain_log_ticks(ax)
-legend_below(fig, axes.ravel().tolist(), ncol=4)
+key = ([Line2D([], [], color=colours[f], marker="o", ls="none", label=f) for f in families]
+       + [Line2D([], [], color="0.3", marker=m, ls="none", label=k) for k, m in (("trained", "o"), ("compressed", "x"))]
+       + [Line2D([], [], color="k", lw=0.8, label="front (chosen on validation)")])
+for h in key:
+    flat[0].add_line(h)
+legend_below(fig, flat, ncol=4)
 
 # %%
 fronts = []
@@ -111,12 +122,13 @@ for i, r in df[df.family == "S-Edge"].reset_index(drop=True).iterrows():
     lat.append({**r.drop("checkpoint").to_dict(), "µs/clip": 1e6 * best_cpu_seconds(lambda: cpp.classify(one), timing_reps)})
 lat = pd.DataFrame(lat)
 shown = [t for t in tags if len(lat) and (lat.data == t).any()]      # data sets with S-Edge rows
-colour = {m: f"C{i}" for i, m in enumerate(sorted(lat.model.unique()))} if len(lat) else {}
+size_marker = dict(zip(["tiny", "s", "m", "l", "full"], "os^Dv"))     # S-Edge keeps its colour; the marker is the size
 fig, axes = panels(len(shown), height=3.6) if shown else (None, [])
 for ax, tag in zip(axes, shown):
     g = lat[lat.data == tag]
-    for m, h in g.groupby("model"):
-        ax.plot(h["µs/clip"], h["test %"], "o", mfc="none", color=colour[m], label=m)
+    for m, h in g.groupby("model", sort=False):
+        ax.plot(h["µs/clip"], h["test %"], size_marker.get(m, "o"), mfc="none", color=colours["S-Edge"], ms=7,
+                label=f"S-Edge {m}")
     front = g[pareto_mask(g["µs/clip"].to_numpy(), g["val %"].to_numpy())].sort_values("µs/clip")
     ax.step(front["µs/clip"], front["test %"], "k-", where="post", lw=0.8, label="front (chosen on validation)")
     ax.set(xscale="log", title=tag, xlabel="C++ µs per 1-s clip", ylabel="test accuracy %")
