@@ -88,8 +88,7 @@ for ax, ((tag, m), (run_dir, model, meta)) in zip(axes, loaded.items()):
                      "states for 99 % Σσ": f"{int(np.searchsorted(share, 0.99)) + 1} of {len(hsv)}",
                      "states for 99.9 % Σσ": f"{int(np.searchsorted(share, 0.999)) + 1} of {len(hsv)}"})
     ax.set(title=f"{m} on {tag}", xlabel="index i", ylabel="σ_i / σ_1")
-    ax.legend(fontsize=7, loc="upper right")
-fig.tight_layout()
+legend_below(fig, axes, ncol=6)                      # layer i has colour C(i-1) in every figure here
 pd.DataFrame(rows)
 
 # %% [markdown]
@@ -111,9 +110,8 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
         ax.semilogy([e["order"] for e in errs], [e["measured"] + 1e-16 for e in errs], "o-", ms=3, label="measured")
         ax.set(title=f"layer {i + 1}", xlabel="kept real order k")
         err_rows += [{"data": tag, "model": m, "layer": i + 1, **e} for e in errs]
-    axes[0].legend(fontsize=7)
     fig.suptitle(f"{m} on {tag}: ‖G − G_k‖∞")
-    fig.tight_layout()
+    legend_below(fig, axes, ncol=2)
 errors = pd.DataFrame(err_rows)
 violations = errors[errors.measured > errors.bound * (1 + 1e-6) + 1e-9]
 print(f"{len(errors)} truncations, {len(violations)} above the bound")
@@ -146,13 +144,12 @@ fig, axes = panels(len(keys), height=3.4)
 for ax, (tag, m) in zip(axes, keys):
     sub = sens[(sens.data == tag) & (sens.model == m)]
     for layer, g in sub.groupby("layer"):
-        ax.plot(g["fraction"], g["val_acc"], "o-", ms=3, label=f"layer {layer + 1}")
+        ax.plot(g["fraction"], g["val_acc"], "o-", ms=3, color=f"C{layer}", label=f"layer {layer + 1}")
     full = sub[sub.fraction == 1.0]["val_acc"]
     if len(full):
         ax.axhline(full.iloc[0] - 0.5, color="k", ls=":", lw=0.8, label="unpruned − 0.5 pp")
     ax.set(title=f"{m} on {tag}", xlabel="kept fraction of states", ylabel="validation accuracy %")
-    ax.legend(fontsize=7)
-fig.tight_layout()
+legend_below(fig, axes, ncol=4)
 
 # %% [markdown]
 # ## Poles before and after
@@ -171,12 +168,11 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
         with torch.no_grad():
             before, after = layer.discretise()[0].numpy(), half.discretise()[0].numpy()
         ax.plot(np.cos(t), np.sin(t), "k-", lw=0.5)
-        ax.plot(before.real, before.imag, ".", ms=5, label=f"P={layer.P}")
-        ax.plot(after.real, after.imag, "x", ms=5, label=f"truncated, P={half.P}")
-        ax.set(title=f"layer {i + 1}", aspect="equal", xlim=(-1.1, 1.1), ylim=(-1.1, 1.1))
-        ax.legend(fontsize=6, loc="lower left")
+        ax.plot(before.real, before.imag, ".", ms=5, label="poles of the trained layer")
+        ax.plot(after.real, after.imag, "x", ms=5, label="poles after truncation to half order")
+        ax.set(title=f"layer {i + 1}: P = {layer.P} → {half.P}", aspect="equal", xlim=(-1.1, 1.1), ylim=(-1.1, 1.1))
     fig.suptitle(f"{m} on {tag}: poles Λ̄ before and after truncation to half order")
-    fig.tight_layout()
+    legend_below(fig, axes, ncol=2)
 
 # %% [markdown]
 # ## What truncation does to a transfer function
@@ -189,12 +185,11 @@ for (tag, m), (run_dir, model, meta) in loaded.items():
 for (tag, m), (run_dir, model, meta) in loaded.items():
     layer = model.layers[0]
     versions = {"full": layer, "1/2": reduce_layer(layer, max(1, layer.P)), "1/4": reduce_layer(layer, max(1, layer.P // 2))}
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3), sharey=True)
+    fig, axes = panels(3, height=3, sharey=True)
     for o, ax in enumerate(axes):
         for label, lay in versions.items():
             f, G = frequency_response(lay, n=512)
             ax.semilogy(f, np.abs(G[:, o, 0]) + 1e-12, lw=0.9, label=f"{label} (P={lay.P})")
         ax.set(title=f"output {o}", xlabel="Hz", ylabel="|G| (gain)" if o == 0 else None)
-    axes[0].legend(fontsize=7)
     fig.suptitle(f"{m} on {tag}: layer 1 |G|")
-    fig.tight_layout()
+    legend_below(fig, axes, ncol=3)
