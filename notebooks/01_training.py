@@ -207,12 +207,14 @@ fig.tight_layout()
 label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], fontsize=8)
 
 # %% [markdown]
-# ## Runs still training
+# ## Longer runs
 #
-# Longer runs trained with `sedge train` on the real 8-word excerpt that have not finished yet (their
-# commands are in `checkpoints/trained/README.md`). Each resumes where it stopped and, once
-# finished, becomes the profile's run of its model on the real words (above). A run in progress has
-# a best validation accuracy so far and no test accuracy: the test split is scored once, at the end.
+# Runs trained with `sedge train` on the real 8-word excerpt outside this profile's stages, partly on
+# a GPU (their commands and machines are in `checkpoints/trained/README.md`). Each resumes where it
+# stopped; a finished one can become the profile's run of its model on the real words (above), and
+# then every later chapter works on it. A run in progress has a best validation accuracy so far and
+# no test accuracy: the test split is scored once, at the end. `train h` adds up the wall time of
+# every epoch on whichever machine ran it (an epoch takes 17–34 s on the GPU, 5–15 min on this CPU).
 
 # %%
 long = []
@@ -233,8 +235,8 @@ if long:
         ax.plot(ep, [100 * h["train_acc"] for h in r["curve"]], "--", color=c, label=f"{r['model']} train")
     chance = 100 / long[0]["classes"]
     ax.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.1f} %)")
-    ax.set(xlabel="epoch", ylabel="accuracy %", title="runs in progress", ylim=(0, 100))
+    ax.set(xlabel="epoch", ylabel="accuracy %", title="longer runs (checkpoints/trained)", ylim=(0, 100))
     legend_below(fig, [ax], ncol=3)
     display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in long]))
 else:
-    print(f"no runs in progress in {long_runs}")
+    print(f"no longer runs in {long_runs}")

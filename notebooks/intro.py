@@ -49,8 +49,10 @@ book_style()
 #
 # The zoo models of this profile on the real 8-word excerpt (chance: 12.5 %), each trained until
 # validation accuracy stopped improving; checkpoint chosen on validation, test measured once. These
-# are the models the chapters prune, downsample and export. A longer run still in progress shows its
-# best validation accuracy so far and no test accuracy. The paper's figures are on the 35 words of
+# are the models the chapters prune, downsample and export (run: `profile`). Below them, the longer
+# runs of `checkpoints/trained` (trained with `sedge train`, partly on a GPU): a finished one with its
+# test accuracy, measured once at its end; one still in progress with its best validation accuracy so
+# far and no test accuracy. The paper's figures are on the 35 words of
 # Speech Commands v0.02 (chance: 2.9 %) and are quoted, not measured here.
 
 # %% tags=["hide-input"]
@@ -58,23 +60,25 @@ import json
 from pathlib import Path
 
 df = collect(profile)
-df["MMAC/clip"] = df["macs"] / 1e6
+df["MACs per clip"] = df["macs"]
 rows = []
 for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mini")].to_dict("records"):
     s = json.loads((Path(r["checkpoint"]).parent / "summary.json").read_text())
-    rows.append({"model": r["model"], "params": r["params"], "MMAC/clip": r["MMAC/clip"],
+    rows.append({"model": r["model"], "run": "profile", "params": r["params"], "MACs per clip": r["macs"],
                  "epochs (best)": f"{s['epochs']} ({s['best_epoch']})", "val %": r["val %"], "test %": r["test %"],
                  "paper params (quoted)": PAPER_PARAMS[r["model"]],
                  "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(r["model"], float("nan"))})
 for run in converged_runs(long_runs):
-    if run["summary"] is None:
-        hist, name = run["history"], run["model"]
-        c = cost_report(run["module"])
-        rows.append({"model": name, "params": c["params_paper"], "MMAC/clip": c["mmac_per_clip"],
-                     "epochs (best)": f"{len(hist)} so far ({max(hist, key=lambda h: h['val_acc'])['epoch']})",
-                     "val %": 100 * max(h["val_acc"] for h in hist), "test %": float("nan"),
-                     "paper params (quoted)": PAPER_PARAMS[name],
-                     "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(name, float("nan"))})
+    hist, name, s = run["history"], run["model"], run["summary"]
+    best = max(hist, key=lambda h: h["val_acc"])
+    c = cost_report(run["module"])
+    rows.append({"model": name, "run": run["run_dir"].name + ("" if s else " (in progress)"),
+                 "params": c["params_paper"], "MACs per clip": 1e6 * c["mmac_per_clip"],
+                 "epochs (best)": f"{s['epochs']} ({s['best_epoch']})" if s else f"{len(hist)} so far ({best['epoch']})",
+                 "val %": 100 * (s["val_acc"] if s else best["val_acc"]),
+                 "test %": 100 * s["test_acc"] if s else float("nan"),
+                 "paper params (quoted)": PAPER_PARAMS[name],
+                 "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(name, float("nan"))})
 pd.DataFrame(rows) if rows else print("no S-Edge run on the real words in this profile")
 
 # %% [markdown]
@@ -85,8 +89,8 @@ pd.DataFrame(rows) if rows else print("no S-Edge run on the real words in this p
 # on *validation* (chosen on validation; its test accuracy is reported once). These are the models
 # of the profile this book was built with: the S-Edge models on the real words are the ones above,
 # the synthetic set's and the baselines' are trained on a small budget; the chapters give every
-# point and the last chapter the full table. MMAC: multiply-accumulates per
-# 1-s clip, each family counted as its paper counts.
+# point and the last chapter the full table. MACs per clip: multiply-accumulates for one 1-s clip
+# (M: millions), each family counted as its paper counts.
 
 # %% tags=["hide-input"]
 from IPython.display import Markdown, display
@@ -105,7 +109,7 @@ for tag, by_data in df.groupby("data", sort=False):
         else:
             glance.append({"family": family, "model": "–", "method": "none within 1 pp"})
     display(Markdown(f"**{tag}** — {DATA_NAMES.get(tag, tag)}"))
-    table = pd.DataFrame(glance)[["family", "model", "method", "params", "MMAC/clip", "val %", "test %"]]
+    table = pd.DataFrame(glance)[["family", "model", "method", "params", "MACs per clip", "val %", "test %"]]
     display(styled(table))
 
 # %% [markdown]
