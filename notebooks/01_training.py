@@ -216,9 +216,9 @@ label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], 
 # no test accuracy: the test split is scored once, at the end. `train h` adds up the wall time of
 # every epoch on whichever machine ran it (an epoch takes 17–34 s on the GPU, 5–15 min on this CPU).
 
-# %%
+# %% tags=["hide-input"]
 long = []
-for run in converged_runs(long_runs):
+for run in sorted(converged_runs(long_runs), key=lambda r: cost_report(r["module"])["params_paper"]):
     hist, s = run["history"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),

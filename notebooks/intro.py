@@ -68,7 +68,7 @@ for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mi
                  "epochs (best)": f"{s['epochs']} ({s['best_epoch']})", "val %": r["val %"], "test %": r["test %"],
                  "paper params (quoted)": PAPER_PARAMS[r["model"]],
                  "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(r["model"], float("nan"))})
-for run in converged_runs(long_runs):
+for run in sorted(converged_runs(long_runs), key=lambda r: cost_report(r["module"])["params_paper"]):   # by size
     hist, name, s = run["history"], run["model"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     c = cost_report(run["module"])
