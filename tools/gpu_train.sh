@@ -20,7 +20,7 @@ set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-480}
 OUT=${OUT:-/tmp/gpu_out}
-RUNS=${RUNS:-"mini_s_epochs60:s:60 mini_m:m:40 mini_l:l:40 mini_full:full:40"}
+RUNS=${RUNS:-"mini_l:l:40 mini_full:full:40"}
 MINI_PARTS=${MINI_PARTS:-"/root/mini_stash .gpu/mini_a .gpu/mini_b"}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 SEDGE_CACHE=${SEDGE_CACHE:-/tmp/sedge_cache}
 export PYTHONPATH=$PWD
