@@ -218,7 +218,7 @@ label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], 
 
 # %% tags=["hide-input"]
 long = []
-for run in sorted(converged_runs(long_runs), key=lambda r: cost_report(r["module"])["params_paper"]):
+for run in converged_runs(long_runs):
     hist, s = run["history"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),
@@ -226,6 +226,7 @@ for run in sorted(converged_runs(long_runs), key=lambda r: cost_report(r["module
                  "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
                  "test acc %": 100 * s["test_acc"] if s else float("nan"),
                  "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist})
+long.sort(key=lambda r: r["params (paper formula)"])          # by size
 if long:
     fig, ax = plt.subplots(figsize=(7.5, 3.8))
     for r in long:

@@ -60,7 +60,6 @@ import json
 from pathlib import Path
 
 df = collect(profile)
-df["MACs per clip"] = df["macs"]
 rows = []
 for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mini")].to_dict("records"):
     s = json.loads((Path(r["checkpoint"]).parent / "summary.json").read_text())
@@ -68,17 +67,19 @@ for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mi
                  "epochs (best)": f"{s['epochs']} ({s['best_epoch']})", "val %": r["val %"], "test %": r["test %"],
                  "paper params (quoted)": PAPER_PARAMS[r["model"]],
                  "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(r["model"], float("nan"))})
-for run in sorted(converged_runs(long_runs), key=lambda r: cost_report(r["module"])["params_paper"]):   # by size
+long_rows = []
+for run in converged_runs(long_runs):
     hist, name, s = run["history"], run["model"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     c = cost_report(run["module"])
-    rows.append({"model": name, "run": run["run_dir"].name + ("" if s else " (in progress)"),
-                 "params": c["params_paper"], "MACs per clip": 1e6 * c["mmac_per_clip"],
-                 "epochs (best)": f"{s['epochs']} ({s['best_epoch']})" if s else f"{len(hist)} so far ({best['epoch']})",
-                 "val %": 100 * (s["val_acc"] if s else best["val_acc"]),
-                 "test %": 100 * s["test_acc"] if s else float("nan"),
-                 "paper params (quoted)": PAPER_PARAMS[name],
-                 "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(name, float("nan"))})
+    long_rows.append({"model": name, "run": run["run_dir"].name + ("" if s else " (in progress)"),
+                      "params": c["params_paper"], "MACs per clip": 1e6 * c["mmac_per_clip"],
+                      "epochs (best)": f"{s['epochs']} ({s['best_epoch']})" if s else f"{len(hist)} so far ({best['epoch']})",
+                      "val %": 100 * (s["val_acc"] if s else best["val_acc"]),
+                      "test %": 100 * s["test_acc"] if s else float("nan"),
+                      "paper params (quoted)": PAPER_PARAMS[name],
+                      "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(name, float("nan"))})
+rows += sorted(long_rows, key=lambda r: r["params"])                  # by size
 pd.DataFrame(rows) if rows else print("no S-Edge run on the real words in this profile")
 
 # %% [markdown]
@@ -109,7 +110,8 @@ for tag, by_data in df.groupby("data", sort=False):
         else:
             glance.append({"family": family, "model": "–", "method": "none within 1 pp"})
     display(Markdown(f"**{tag}** — {DATA_NAMES.get(tag, tag)}"))
-    table = pd.DataFrame(glance)[["family", "model", "method", "params", "MACs per clip", "val %", "test %"]]
+    table = pd.DataFrame(glance).rename(columns={"macs": "MACs per clip"})[
+        ["family", "model", "method", "params", "MACs per clip", "val %", "test %"]]
     display(styled(table))
 
 # %% [markdown]

@@ -47,13 +47,14 @@ def check(name: str, reps: int) -> dict:
     rel = float((ref - gpu).abs().max() / ref.abs().max())
 
     model.train()
-    opt = make_optimizer(model, TrainConfig(lr=0.005))
+    recipe = TrainConfig(lr=0.005)
+    opt = make_optimizer(model, recipe)
     xb, yb = torch.randn(16, 16000, device="cuda"), torch.randint(0, 8, (16,), device="cuda")
     times = []
     for i in range(reps + 3):
         _sync()
         t = time.perf_counter()
-        loss = F.cross_entropy(model(xb), yb) + 0.1 * decoder_orthogonality(model.decoder.weight)
+        loss = F.cross_entropy(model(xb), yb) + recipe.ortho_reg * decoder_orthogonality(model.decoder.weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
