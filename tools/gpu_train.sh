@@ -4,8 +4,9 @@
 #   DEADLINE=480 bash tools/gpu_train.sh                       (from the repository root)
 #   RUNS="mini_l:l:40 mini_full:full:40" DEADLINE=480 bash tools/gpu_train.sh
 #
-# RUNS lists NAME:MODEL:EPOCHS; each is `sedge train --model MODEL --data mini --epochs EPOCHS --lr 0.005
-# --device cuda --out runs/gpu/NAME`, the recipe of checkpoints/trained/README.md (batch 16, seed 1234,
+# RUNS lists NAME:MODEL:EPOCHS[:EXTRA]; each is `sedge train --model MODEL --data mini --epochs EPOCHS --lr 0.005
+# --device cuda --out runs/gpu/NAME EXTRA` (EXTRA: further options without spaces, commas between them,
+# e.g. `--augment=default`), the recipe of checkpoints/trained/README.md (batch 16, seed 1234,
 # RZOH on, no augmentation). A run whose folder is in .gpu/resume/NAME (copied there from
 # checkpoints/) resumes from its last.pt: the device is not part of a run's configuration, so the
 # same command continues it on the CPU afterwards. Every run writes last.pt every half minute and is
@@ -42,12 +43,12 @@ python3 -c "from sedge.data import load_data; d = load_data('mini'); print('deco
 
 mkdir -p runs/gpu "$OUT"
 for spec in $RUNS; do
-  IFS=: read -r name model epochs <<< "$spec"
+  IFS=: read -r name model epochs extra <<< "$spec"
   if [ -d ".gpu/resume/$name" ] && [ ! -e "runs/gpu/$name" ]; then cp -r ".gpu/resume/$name" runs/gpu/; fi
   left=$((DEADLINE - ($(date +%s) - T0)))
-  echo "$name: sedge train --model $model --epochs $epochs ($([ -e "runs/gpu/$name/last.pt" ] && echo resumes || echo new))"
+  echo "$name: sedge train --model $model --epochs $epochs ${extra//,/ } ($([ -e "runs/gpu/$name/last.pt" ] && echo resumes || echo new))"
   timeout -s TERM "$left" python3 -m sedge.cli train --model "$model" --data mini --epochs "$epochs" --lr 0.005 \
-    --device cuda --checkpoint-minutes 0.5 --out "runs/gpu/$name" >> "runs/gpu/$name.log" 2>&1 &
+    --device cuda --checkpoint-minutes 0.5 --out "runs/gpu/$name" ${extra//,/ } >> "runs/gpu/$name.log" 2>&1 &
 done
 while [ -n "$(jobs -r)" ]; do
   sleep 30
