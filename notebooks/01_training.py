@@ -35,7 +35,7 @@ lr = 0.005                    # learning rate η of the SSM parameters (the othe
 batch_size = 8                # clips per batch
 warmup_steps = 2              # linear warm-up steps before the cosine schedule, per dataset
 device = "cpu"                # where to train: cpu, cuda[:N] or auto
-long_runs = "checkpoints/trained"  # folder of longer `sedge train` runs still in progress (shown when present; None: skip)
+long_runs = ["checkpoints/trained", "checkpoints/ablations"]  # folders of longer `sedge train` runs on the real words (shown when present; []: skip)
 
 # %%
 from sedge.pipeline.parameters import check_namespace, for_data
@@ -52,6 +52,7 @@ from sedge.models.config import PAPER_PARAMS, ZOO, model_config
 from sedge.models.cost import cost_report
 from sedge.data import available_datasets, load_data
 from sedge.pipeline.experiments import PAPER_TEST_ACC, converged_runs, load_run, trained_run
+from sedge.pipeline.records import recipe_changes, runs_of_record
 from sedge.training.train import confusion_matrix, predict
 from sedge.models.model import build_model
 
@@ -210,34 +211,52 @@ label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], 
 # ## Longer runs
 #
 # Runs trained with `sedge train` on the real 8-word excerpt outside this profile's stages, partly on
-# a GPU (their commands and machines are in `checkpoints/trained/README.md`). Each resumes where it
-# stopped; a finished one can become the profile's run of its model on the real words (above), and
-# then every later chapter works on it. A run in progress has a best validation accuracy so far and
-# no test accuracy: the test split is scored once, at the end. `train h` adds up the wall time of
-# every epoch on whichever machine ran it (an epoch takes 17–34 s on the GPU, 5–15 min on this CPU).
+# a GPU (their commands and machines are in `checkpoints/trained/README.md` and
+# `checkpoints/ablations/README.md`): the recipe above (lr 0.005, batch 16, seed 1234, RZOH on) on
+# longer schedules, and one-change ablations of it. Each resumes where it stopped; a finished one can
+# become the profile's run of its model on the real words (above), and then every later chapter works
+# on it. A run in progress has a best validation accuracy so far and no test accuracy: the test split
+# is scored once, at the end. `train h` adds up the wall time of every epoch on whichever machine ran
+# it (an epoch takes 13–34 s on the GPU, 2–15 min on this CPU).
+#
+# The **run of record** of each model is chosen on validation alone: the finished run with the highest
+# validation accuracy among those that keep the method (RZOH on) and all the training speakers. A run
+# without RZOH or on half the speakers is shown, never chosen. The curves are those of the runs of
+# record.
 
 # %% tags=["hide-input"]
+all_runs = [run for root in long_runs for run in converged_runs(root)]
+record = {id(r) for r in runs_of_record(all_runs).values()}
 long = []
-for run in converged_runs(long_runs):
+for run in all_runs:
     hist, s = run["history"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
-    long.append({"run": run["run_dir"].name, "model": run["model"], "classes": len(run["meta"]["classes"]),
-                 "status": "finished" if s else "training", "params (paper formula)": cost_report(run["module"])["params_paper"],
-                 "epochs": len(hist), "best epoch": best["epoch"], "val acc %": 100 * best["val_acc"],
-                 "test acc %": 100 * s["test_acc"] if s else float("nan"),
-                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist})
-long.sort(key=lambda r: r["params (paper formula)"])          # by size
-if long:
-    fig, ax = plt.subplots(figsize=(7.5, 3.8))
-    for r in long:
+    long.append({"run": run["run_dir"].name, "model": run["model"],
+                 "recipe": recipe_changes(run), "record": "✓" if id(run) in record else "",
+                 "params": cost_report(run["module"])["params_paper"],
+                 "epochs (best)": f"{len(hist)} ({best['epoch']})" + ("" if s else " so far"),
+                 "val acc %": 100 * best["val_acc"], "test acc %": 100 * s["test_acc"] if s else float("nan"),
+                 "train h": sum(h["seconds"] for h in hist) / 3600, "curve": hist,
+                 "classes": len(run["meta"]["classes"])})
+long.sort(key=lambda r: (r["params"], r["record"] != "✓", r["run"]))   # by size, the record first
+shown = [r for r in long if r["record"]]
+if shown:
+    fig, axes = panels(len(shown), height=2.6, sharey=True)
+    chance = 100 / long[0]["classes"]
+    for ax, r in zip(axes, shown):
         ep = [h["epoch"] for h in r["curve"]]
         c = colour.get(r["model"], "C9")
-        ax.plot(ep, [100 * h["val_acc"] for h in r["curve"]], "-o", ms=3, color=c, label=f"{r['model']} validation")
-        ax.plot(ep, [100 * h["train_acc"] for h in r["curve"]], "--", color=c, label=f"{r['model']} train")
-    chance = 100 / long[0]["classes"]
-    ax.axhline(chance, color="k", lw=0.8, ls=":", label=f"chance ({chance:.1f} %)")
-    ax.set(xlabel="epoch", ylabel="accuracy %", title="longer runs (checkpoints/trained)", ylim=(0, 100))
-    legend_below(fig, [ax], ncol=3)
-    display(pd.DataFrame([{k: v for k, v in r.items() if k != "curve"} for r in long]))
+        ax.plot(ep, [100 * h["val_acc"] for h in r["curve"]], "-o", ms=2, color=c)
+        ax.plot(ep, [100 * h["train_acc"] for h in r["curve"]], "--", color=c)
+        ax.axhline(chance, color="k", lw=0.8, ls=":")
+        ax.set(title=f"{r['model']} ({r['recipe']})", xlabel="epoch", ylim=(0, 100))
+    for ax in axes[::3]:
+        ax.set_ylabel("accuracy %")
+    axes[0].plot([], [], "k-o", ms=2, label="validation")
+    axes[0].plot([], [], "k--", label="train")
+    axes[0].plot([], [], "k:", lw=0.8, label=f"chance ({chance:.1f} %)")
+    legend_below(fig, axes, ncol=3)
+if long:
+    display(pd.DataFrame([{k: v for k, v in r.items() if k not in ("curve", "classes")} for r in long]))
 else:
     print(f"no longer runs in {long_runs}")

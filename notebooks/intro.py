@@ -28,7 +28,7 @@
 
 # %% tags=["parameters"]
 profile = "ci"                      # whose chapters are summarised: the profile the book was built with
-long_runs = "checkpoints/trained"   # folder of longer `sedge train` runs still in progress (None: skip them)
+long_runs = ["checkpoints/trained", "checkpoints/ablations"]   # folders of longer `sedge train` runs on the real words ([]: skip them)
 
 # %% tags=["hide-input"]
 from sedge.pipeline.parameters import check_namespace
@@ -40,6 +40,7 @@ from sedge.pipeline.compare import collect
 from sedge.models.config import PAPER_PARAMS
 from sedge.models.cost import cost_report
 from sedge.pipeline.experiments import PAPER_TEST_ACC, converged_runs
+from sedge.pipeline.records import recipe_changes, runs_of_record
 from sedge.report.plots import book_style, styled
 
 book_style()
@@ -49,9 +50,12 @@ book_style()
 #
 # The zoo models of this profile on the real 8-word excerpt (chance: 12.5 %), each trained until
 # validation accuracy stopped improving; checkpoint chosen on validation, test measured once. These
-# are the models the chapters prune, downsample and export (run: `profile`). Below them, the longer
-# runs of `checkpoints/trained` (trained with `sedge train`, partly on a GPU): a finished one with its
-# test accuracy, measured once at its end; one still in progress with its best validation accuracy so
+# are the models the chapters prune, downsample and export (run: `profile`). Below them, the run of
+# record of each model among the longer runs of `checkpoints/trained` and `checkpoints/ablations`
+# (trained with `sedge train`, partly on a GPU; run: what its recipe changes): the finished run with
+# the highest *validation* accuracy that keeps the method (RZOH on) and all the training speakers
+# (chapter 1 shows every run), with its test accuracy, measured once at its end; a run still in
+# progress with its best validation accuracy so
 # far and no test accuracy. The paper's figures are on the 35 words of
 # Speech Commands v0.02 (chance: 2.9 %) and are quoted, not measured here.
 
@@ -67,12 +71,14 @@ for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mi
                  "epochs (best)": f"{s['epochs']} ({s['best_epoch']})", "val %": r["val %"], "test %": r["test %"],
                  "paper params (quoted)": PAPER_PARAMS[r["model"]],
                  "paper GSC-35 test % (quoted)": PAPER_TEST_ACC.get(r["model"], float("nan"))})
+all_runs = [run for root in long_runs for run in converged_runs(root)]
+shown = list(runs_of_record(all_runs).values()) + [run for run in all_runs if run["summary"] is None]
 long_rows = []
-for run in converged_runs(long_runs):
+for run in shown:
     hist, name, s = run["history"], run["model"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     c = cost_report(run["module"])
-    long_rows.append({"model": name, "run": run["run_dir"].name + ("" if s else " (in progress)"),
+    long_rows.append({"model": name, "run": recipe_changes(run) + ("" if s else " (in progress)"),
                       "params": c["params_paper"], "MACs per clip": 1e6 * c["mmac_per_clip"],
                       "epochs (best)": f"{s['epochs']} ({s['best_epoch']})" if s else f"{len(hist)} so far ({best['epoch']})",
                       "val %": 100 * (s["val_acc"] if s else best["val_acc"]),
