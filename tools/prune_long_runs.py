@@ -10,14 +10,21 @@ greedy layer-wise balanced truncation on the validation split, moves of ⌈P/8�
 parameters) into ``RUN/prune/<settings>``. Each budget is a cached stage; the validation accuracies
 of the configurations tried are kept in one memo per run, written after every round, so budgets
 share evaluations and an interrupted search resumes. The test split is scored once per final
-model. Prints a Markdown table (the paper's −36.1 % / −5.8 % at 0.5 pp are quoted for comparison).
+model. Prints a Markdown table (the paper's −36.1 % / −5.8 % at 0.5 pp are quoted for comparison)
+and, per layer, where the reductions come from: the Hankel singular values σ₁ ≥ σ₂ ≥ … of the
+layer's real realisation (2P states) and the balanced-truncation bound on the error of keeping k
+complex states, relative to σ₁ (a lower bound of the layer's H∞ norm):
+
+    bound(k) = 2 Σ_{j > 2k} σ_j / σ₁
 """
 from __future__ import annotations
 
 import argparse
 
+import numpy as np
 import torch
 
+from sedge.compress.reduction import hankel_singular_values, layer_system
 from sedge.pipeline.experiments import converged_runs, pruned_run
 from sedge.pipeline.records import runs_of_record
 
@@ -29,6 +36,8 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["full", "l", "m", "s", "tiny"],
                     help="zoo models, in the order to prune them (default: largest first)")
     ap.add_argument("--budgets", nargs="+", type=float, default=[0.5], help="validation budgets in points")
+    ap.add_argument("--step-fraction", type=float, default=0.125,
+                    help="moves of ⌈fraction · P⌉ complex states (default 0.125, the book's; 0: one state)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -41,8 +50,9 @@ def main() -> None:
         run = record[model]
         for budget in args.budgets:
             print(f"{model}: {run['run_dir']} at {budget:g} pp", flush=True)
-            s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=0.125)
+            s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction)
             rows.append((model, run["run_dir"].name, budget, s))
+    print(f"moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
     print("| model | run | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | search min |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model, name, budget, s in rows:
@@ -51,6 +61,21 @@ def main() -> None:
         print(f"| {model} | {name} | {budget:g} | {s['states_after']} | {dp:.1f} | {dm:.1f} | "
               f"{s['val_acc_before'] - s['val_acc_after']:.2f} | {s['test_acc_before']:.1f} → {s['test_acc_after']:.1f} | "
               f"{s['search_seconds'] / 60:.0f} |")
+
+    print("\n| model | budget pp | layer | states kept | bound at kept % | states for bound ≤ 1 % | ≤ 10 % |")
+    print("|---|---|---|---|---|---|---|")
+    for model, name, budget, s in rows:
+        layers = record[model]["module"].layers
+        for i, (layer, kept) in enumerate(zip(layers, s["states_after"])):
+            rel = relative_bounds(hankel_singular_values(layer_system(layer)))
+            need = [int(np.argmax(rel <= tol)) for tol in (0.01, 0.1)]
+            print(f"| {model} | {budget:g} | {i + 1} | {kept} of {layer.P} | {100 * rel[kept]:.1f} | {need[0]} | {need[1]} |")
+
+
+def relative_bounds(hsv: np.ndarray) -> np.ndarray:
+    """bound(k) = 2 Σ_{j>2k} σ_j / σ₁ for k = 0 … P complex states kept (index k)."""
+    tail = np.concatenate([np.cumsum(hsv[::-1])[::-1], [0.0]])        # tail[m] = Σ_{j≥m} σ_j (0-based)
+    return 2 * tail[0::2] / hsv[0]
 
 
 if __name__ == "__main__":
