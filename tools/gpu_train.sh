@@ -2,7 +2,7 @@
 # Train the real-word S-Edge runs side by side on one CUDA machine until a deadline.
 #
 #   DEADLINE=480 bash tools/gpu_train.sh                       (from the repository root)
-#   RUNS="mini_l:l:40 mini_full:full:40" DEADLINE=480 bash tools/gpu_train.sh
+#   RUNS="mini_l:l:40 mini_full:full:40" DEADLINE=480 bash tools/gpu_train.sh   (the second lease's l and full)
 #
 # RUNS lists NAME:MODEL:EPOCHS[:EXTRA]; each is `sedge train --model MODEL --data mini --epochs EPOCHS --lr 0.005
 # --device cuda --out runs/gpu/NAME EXTRA` (EXTRA: further options without spaces, commas between them,
@@ -21,7 +21,7 @@ set -u
 T0=$(date +%s)
 DEADLINE=${DEADLINE:-480}
 OUT=${OUT:-/tmp/gpu_out}
-RUNS=${RUNS:-"mini_l:l:40 mini_full:full:40"}
+RUNS=${RUNS:-"mini_l_epochs60:l:60 mini_m_augment_epochs60:m:60:--augment=default"}   # the next runs to try (checkpoints/trained/README.md)
 MINI_PARTS=${MINI_PARTS:-"/root/mini_stash .gpu/mini_a .gpu/mini_b"}
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 SEDGE_CACHE=${SEDGE_CACHE:-/tmp/sedge_cache}
 export PYTHONPATH=$PWD

@@ -10,8 +10,7 @@ greedy layer-wise balanced truncation on the validation split, moves of ⌈P/8�
 parameters) into ``RUN/prune/<settings>``. Each budget is a cached stage; the validation accuracies
 of the configurations tried are kept in one memo per run, written after every round, so budgets
 share evaluations and an interrupted search resumes. The test split is scored once per final
-model. Prints a Markdown table (the paper's −36.1 % / −5.8 % at 0.5 pp are quoted for comparison)
-and, per layer, where the reductions come from: the Hankel singular values σ₁ ≥ σ₂ ≥ … of the
+model. Prints a Markdown table of the pruned models and, per layer, where the reductions come from: the Hankel singular values σ₁ ≥ σ₂ ≥ … of the
 layer's real realisation (2P states) and the balanced-truncation bound on the error of keeping k
 complex states, relative to σ₁ (a lower bound of the layer's H∞ norm):
 
