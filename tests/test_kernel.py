@@ -170,6 +170,28 @@ def test_fallback_without_compiler(tmp_path):
     assert "falling back to the chunked scan" in message
 
 
+def test_serial_build_without_openmp(tmp_path):
+    """A compiler that rejects -fopenmp: the serial build, one warning, and the fused path still on."""
+    cxx = tmp_path / "cxx-without-openmp"
+    cxx.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "no OpenMP" >&2; exit 1; }; done\n'
+                   'exec g++ "$@"\n')
+    cxx.chmod(0o755)
+    script = textwrap.dedent("""
+        import warnings, torch
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            from sedge.models import kernel
+            ok = kernel.available()
+        print(ok, sum("does not build with OpenMP" in str(w.message) for w in caught),
+              sum("unavailable" in str(w.message) for w in caught))
+    """)
+    env = dict(os.environ, CXX=str(cxx), TORCH_EXTENSIONS_DIR=str(tmp_path / "ext"))
+    env.pop("SEDGE_KERNEL", None)
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "True 1 0"
+
+
 def test_fused_path_is_the_default_on_cpu(monkeypatch):
     calls = []
     real = kernel.ssm_layer

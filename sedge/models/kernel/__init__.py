@@ -11,8 +11,14 @@ chunk's states from it and runs the adjoint recurrence with conj(Λ̄) (see ``ss
 
 The source is compiled once per machine with the system C++ compiler by
 ``torch.utils.cpp_extension`` (cached under ``$TORCH_EXTENSIONS_DIR``, default
-``~/.cache/torch_extensions``). Without a compiler, or with ``SEDGE_KERNEL=0``, :func:`available`
-is False after one warning and callers use the chunked scan of :mod:`sedge.models.scan` instead.
+``~/.cache/torch_extensions``), with OpenMP so that ``at::parallel_for`` spreads the batch over
+torch's threads; a compiler without OpenMP gets the serial build (same arithmetic, one thread).
+Without a compiler, or with ``SEDGE_KERNEL=0``, :func:`available` is False after one warning and
+callers use the chunked scan of :mod:`sedge.models.scan` instead.
+
+The thread count changes only the order of the float64 sums of the BatchNorm moments
+(``channel_moments``); gradients are summed per sequence and then in batch order, so at one thread
+the OpenMP build computes bit for bit what the serial build computes.
 Autograd, ``torch.compile`` (a fake kernel gives shapes) and DDP see an ordinary operator.
 """
 from __future__ import annotations
@@ -30,6 +36,7 @@ import torch
 CHUNK = 256                                  # samples per checkpointed chunk
 SOURCE = Path(__file__).with_name("ssm_cpu.cpp")
 CFLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-std=c++17"]
+OPENMP = ["-fopenmp"]                        # added to CFLAGS and the link when the compiler has it
 
 _state: dict[str, object] = {"loaded": None, "error": None, "off": 0}
 
@@ -38,11 +45,11 @@ class KernelUnavailable(RuntimeError):
     """The fused CPU kernel could not be built or loaded."""
 
 
-def _build_name() -> str:
+def _build_name(flags: list[str]) -> str:
     """Extension name keyed by the source, the flags, torch and the CPU (a cache shared across
     machines never serves a binary built for another instruction set)."""
     h = hashlib.sha1(SOURCE.read_bytes())
-    h.update(" ".join(CFLAGS).encode())
+    h.update(" ".join(flags).encode())
     h.update(torch.__version__.encode())
     h.update(platform.machine().encode())
     try:
@@ -59,14 +66,23 @@ def _load() -> None:
     # a CPU build) into every chapter's output; only its errors are kept.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import cpp_extension
-    name = _build_name()
+    try:
+        _build(cpp_extension, CFLAGS + OPENMP, OPENMP)
+    except Exception:                               # e.g. a compiler without OpenMP: the serial build
+        _build(cpp_extension, CFLAGS, [])           # (raises if there is no compiler at all)
+        warnings.warn("sedge: the fused CPU kernel does not build with OpenMP here; using the serial "
+                      "build (one thread per process, same results)", RuntimeWarning, stacklevel=3)
+    _register_python_side()
+
+
+def _build(cpp_extension, cflags: list[str], ldflags: list[str]) -> None:
+    name = _build_name(cflags)
     build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
     if not (build_dir / f"{name}.so").exists():
         print(f"sedge: compiling the fused S-Edge CPU kernel (once; cached in {build_dir}) …",
               file=sys.stderr, flush=True)
-    cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, is_python_module=False,
-                       verbose=False)
-    _register_python_side()
+    cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=cflags, extra_ldflags=ldflags,
+                       is_python_module=False, verbose=False)
 
 
 @contextlib.contextmanager
