@@ -219,6 +219,32 @@ def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tm
     assert converged_runs(None) == [] and converged_runs(tmp_path / "absent") == []
 
 
+def test_a_chapter_that_lists_runs_is_stale_once_a_run_folder_appears(tmp_path, monkeypatch):
+    """converged_runs notes the listing itself, not only the runs it found: a new run is news."""
+    from sedge.models.config import model_config
+    from sedge.models.model import build_model
+    from sedge.pipeline.experiments import converged_runs
+    from sedge.training.train import save_checkpoint
+    model = build_model(model_config("tiny", n_classes=2))
+    runs = tmp_path / "runs"
+
+    def add_run(name: str) -> None:
+        save_checkpoint(runs / name / "best.pt", model, {"classes": ["a", "b"], "norm": (0.0, 1.0)})
+        (runs / name / "metrics.json").write_text(json.dumps([{"epoch": 1, "val_acc": 0.5}]))
+
+    add_run("a_tiny")
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))
+    converged_runs(runs)
+    reads = [json.loads(line) for line in log.read_text().splitlines()]
+    current = lambda: all(stages.read_is_current(r["stage"], r["record"], tmp_path) for r in reads)  # noqa: E731
+    assert current()
+    (runs / "b_empty").mkdir()                                       # not a run: still current
+    assert current()
+    add_run("b_tiny")
+    assert not current()
+
+
 def test_a_chapter_that_loads_a_run_is_stale_once_the_run_is_retrained(tmp_path, monkeypatch):
     """Chapters 02-05 read the training chapter's runs with load_run: the read must be logged, as the
     stage's record when a stage owns the run and as its files when `sedge train` wrote it."""

@@ -15,8 +15,8 @@ from pathlib import Path
 from sedge.models.config import TrainConfig, model_config
 from sedge.data import load_data
 from sedge.paths import REPO, atomic_write_json, portable
-from sedge.pipeline.stages import (StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only, note_run_read,
-                     stage_key)
+from sedge.pipeline.stages import (StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only,
+                                   note_listing_read, note_run_read, stage_key)
 from sedge.training.train import load_checkpoint, train
 
 __all__ = ["PAPER_TEST_ACC", "StageMissing", "converged_runs", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
@@ -82,6 +82,8 @@ def converged_runs(root: str | Path | None) -> list[dict]:
         return []
     root = Path(root)
     root = root if root.is_absolute() else REPO / root
+    for pattern in ("*/best.pt", "*/metrics.json"):       # a run folder that appears makes the chapter stale
+        note_listing_read(root, pattern)
     runs = []
     for d in sorted(root.iterdir()) if root.is_dir() else []:
         if not ((d / "metrics.json").exists() and (d / "best.pt").exists()):

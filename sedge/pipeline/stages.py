@@ -174,9 +174,25 @@ def note_run_read(folder: str | Path, files: tuple[str, ...] = ("best.pt", "metr
             note_file_read(folder / f)
 
 
+def listing_digest(folder: Path, pattern: str) -> str:
+    """SHA-256 of the sorted paths (relative to ``folder``) that ``folder.glob(pattern)`` finds."""
+    names = sorted(str(p.relative_to(folder)) for p in folder.glob(pattern)) if folder.is_dir() else []
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def note_listing_read(folder: str | Path, pattern: str) -> None:
+    """Record that a chapter chose what to read by listing ``folder`` (``pattern``, e.g. every run's
+    ``*/best.pt``): the chapter is stale once a match appears or disappears."""
+    folder = Path(folder)
+    _log({"stage": f"glob:{portable(folder)}:{pattern}", "record": listing_digest(folder, pattern)})
+
+
 def read_is_current(name: str, digest: str | None, root: Path) -> bool:
     """Whether one recorded read (``stage`` of a log entry and its digest) still holds."""
     from pathlib import Path as P
+    if name.startswith("glob:"):
+        folder, pattern = name[5:].rsplit(":", 1)
+        return listing_digest(P(folder) if P(folder).is_absolute() else root / folder, pattern) == digest
     if name.startswith("file:"):
         p = P(name[5:])
         p = p if p.is_absolute() else root / p
