@@ -28,7 +28,7 @@ run_root = "runs/ci"            # the training chapter's run folder
 datasets = {"synthetic": "synthetic:n_speakers=20,words=yes+no+up+down,snr_db=10"}  # dataset tag → data spec
 models = ["tiny"]               # trained models to sweep, per dataset
 max_eval_clips = 32             # validation and test clips scored per configuration (None: all)
-no_rzoh_runs = {}               # data tag → {model: run folder trained with --no-rzoh}: the RZOH ablation
+no_rzoh_runs = {}               # data tag → {model: [run with RZOH, run with --no-rzoh]}, same recipe otherwise: the RZOH ablation
 
 # %%
 from sedge.pipeline.parameters import check_namespace, for_data
@@ -122,19 +122,23 @@ rates
 # ## The random zero-order hold on and off
 #
 # Training with RZOH (the paper's recipe) draws a random step scale for each batch, so that
-# the model sees held, decimated inputs. The ablation: the same recipe with `sedge train --no-rzoh`
-# (one seed), scored at the same step-scale lists. *drop* is the loss against the model's own 16 kHz
-# accuracy; both are on validation (nothing is chosen here, the test columns are for completeness).
+# the model sees held, decimated inputs. The ablation: two runs of one recipe, with RZOH and with
+# `sedge train --no-rzoh` (one seed each), scored at the same step-scale lists. *drop* is the loss
+# against the run's own 16 kHz accuracy; both are on validation (nothing is chosen here, the test
+# columns are for completeness).
 
 # %%
-ablation = []
+ablation = {"with": [], "without": []}
 for tag, runs in no_rzoh_runs.items():
-    for m, folder in runs.items():
-        plain, meta, _ = load_run(folder)
-        ablation += [{"data": tag, "model": m, **r} for r in step_scale_sweep(plain, data_loaded[tag], meta["norm"])]
-if ablation:
-    plain = pd.DataFrame(ablation)[["data", "model", "step scale", "val acc %", "test acc %"]]
-    ablation = sweep.merge(plain, on=["data", "model", "step scale"], suffixes=("", " no RZOH")).rename(
+    for m, folders in runs.items():
+        for which, folder in zip(("with", "without"), folders):
+            run, meta, _ = load_run(folder)
+            ablation[which] += [{"data": tag, "model": f"{m} ({meta['train_cfg']['epochs']} epochs)", **r}
+                                for r in step_scale_sweep(run, data_loaded[tag], meta["norm"])]
+if ablation["with"]:
+    cols = ["data", "model", "step scale", "val acc %", "test acc %"]
+    ablation = pd.DataFrame(ablation["with"])[cols].merge(
+        pd.DataFrame(ablation["without"])[cols], on=["data", "model", "step scale"], suffixes=("", " no RZOH")).rename(
         columns={"val acc %": "RZOH val %", "test acc %": "RZOH test %",
                  "val acc % no RZOH": "no RZOH val %", "test acc % no RZOH": "no RZOH test %"})
     for col in ("RZOH", "no RZOH"):

@@ -205,8 +205,8 @@ display(Markdown("\n".join(f"- {n}" for n in notes)))
 # The learning rate decides whether this works at all. The models end training with the cosine
 # schedule at η ≈ 0; restarting them at η = 10⁻³ (4·10⁻³ for the non-SSM group, the peak of a
 # fresh run's schedule) throws a pruned model off its minimum — the 2-pp `tiny` of the real words
-# fell from 87 % to 61 % training accuracy within 40 batches, and the pruned model itself (epoch 0)
-# won every selection. A sweep of η and length on that model's validation split
+# (the 30-epoch run the book used until 2026-12-05) fell from 87 % to 61 % training accuracy
+# within 40 batches, and the pruned model itself (epoch 0) won every selection. A sweep of η and length on that model's validation split
 # (`tools/finetune_lr_sweep.py`, results in `checkpoints/ablations/README.md`) set this chapter's
 # recipe (the `finetune_*` parameters above).
 

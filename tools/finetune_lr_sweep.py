@@ -20,7 +20,7 @@ import torch
 
 from sedge.pipeline.experiments import finetuned_run
 
-PRUNED = "checkpoints/quick/mini_tiny/prune/params_truncate_b2_s1_f0.125_vall"
+PRUNED = "checkpoints/ablations/mini_tiny_epochs30/prune/params_truncate_b2_s1_f0.125_vall"
 OUT = Path("checkpoints/ablations/finetune_lr")
 # (η, epochs, batches per epoch or None for the whole training split); 1e-3 × 2 × 40 is the book's old recipe
 SETTINGS = [(1e-3, 2, 40), (1e-4, 2, 40), (2e-5, 2, 40), (5e-6, 2, 40), (1e-4, 2, None), (5e-5, 2, None),
