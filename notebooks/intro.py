@@ -50,7 +50,8 @@ book_style()
 #
 # The zoo models of this profile on the real 8-word excerpt (chance: 12.5 %), each trained until
 # validation accuracy stopped improving; checkpoint chosen on validation, test measured once. These
-# are the models the chapters prune, downsample and export (run: `profile`). Below them, the run of
+# are the models the chapters prune, downsample and export (run: `profile`; where the profile adopted
+# a run of record, the row names its recipe once, not twice). Below them, the run of
 # record of each model among the longer runs of `checkpoints/trained` and `checkpoints/ablations`
 # (trained with `sedge train`, partly on a GPU; run: what its recipe changes): the finished run with
 # the highest *validation* accuracy that keeps the method (RZOH on) and all the training speakers
@@ -63,10 +64,13 @@ book_style()
 import json
 from pathlib import Path
 
+from sedge.pipeline.stages import file_digest
+
 df = collect(profile)
-rows = []
+rows, profile_rows = [], {}                     # profile rows by checkpoint digest
 for r in df[(df.family == "S-Edge") & (df.method == "trained") & (df.data == "mini")].to_dict("records"):
     s = json.loads((Path(r["checkpoint"]).parent / "summary.json").read_text())
+    profile_rows[file_digest(r["checkpoint"])] = len(rows)
     rows.append({"model": r["model"], "run": "profile", "params": r["params"], "MACs per clip": r["macs"],
                  "epochs (best)": f"{s['epochs']} ({s['best_epoch']})", "val %": r["val %"], "test %": r["test %"],
                  "paper params (quoted)": PAPER_PARAMS[r["model"]],
@@ -75,6 +79,10 @@ all_runs = [run for root in long_runs for run in converged_runs(root)]
 shown = list(runs_of_record(all_runs).values()) + [run for run in all_runs if run["summary"] is None]
 long_rows = []
 for run in shown:
+    same = profile_rows.get(file_digest(run["run_dir"] / "best.pt"))
+    if same is not None:                        # the profile's model is this run of record
+        rows[same]["run"] = f"profile = {recipe_changes(run)}"
+        continue
     hist, name, s = run["history"], run["model"], run["summary"]
     best = max(hist, key=lambda h: h["val_acc"])
     c = cost_report(run["module"])
