@@ -45,7 +45,7 @@ def check_arguments(a: argparse.Namespace) -> None:
     """Refuse impossible values before any data is loaded or any folder created."""
     if getattr(a, "lr", None) is not None:
         _require(a.lr > 0, f"--lr must be > 0, got {a.lr}")
-    for name in ("epochs", "batch_size", "max_steps", "max_val", "calib_clips", "step"):
+    for name in ("epochs", "batch_size", "max_steps", "max_val", "calib_clips", "step", "gramian_clips"):
         v = getattr(a, name, None)
         if v is not None and not isinstance(v, list):
             _require(v >= 1, f"--{name.replace('_', '-')} must be ≥ 1, got {v}")
@@ -57,6 +57,9 @@ def check_arguments(a: argparse.Namespace) -> None:
         _require(0 <= a.step_fraction < 1, f"--step-fraction must be in [0, 1), got {a.step_fraction}")
     if getattr(a, "checkpoint_minutes", None) is not None:
         _require(a.checkpoint_minutes >= 0, f"--checkpoint-minutes must be ≥ 0, got {a.checkpoint_minutes}")
+    if a.command == "reduce" and a.method == "data":
+        _require(bool(a.data), "--method data weights the truncation by training clips: give --data "
+                               "(the data the checkpoint was trained on)")
     if a.command == "export":
         _require(not Path(a.out).is_file(), f"--out {a.out} is an existing file; expected a folder for the C++ project")
 
@@ -131,6 +134,12 @@ def _states(text: str) -> list[int | None]:
                                          f"layer); got {text!r}") from None
 
 
+METHOD_HELP = ("'truncate': balanced truncation (python-control balred, the paper's); 'matchdc': keeps the DC "
+               "gain with a feed-through D (counted as parameters); 'data': balanced truncation weighted by what "
+               "each layer is fed (its state moments on training clips instead of white noise; ours)")
+GRAMIAN_HELP = "training clips (seeded random subset) behind the data-weighted Gramians of --method data (default 128)"
+
+
 def cmd_reduce(a: argparse.Namespace) -> int:
     from sedge.models.cost import cost_report
     from sedge.compress.reduction import reduce_model
@@ -138,7 +147,15 @@ def cmd_reduce(a: argparse.Namespace) -> int:
     model, meta = load_checkpoint(a.checkpoint)
     if len(a.states) != len(model.layers):
         raise ValueError(f"--states has {len(a.states)} entries; the model has {len(model.layers)} layers")
-    reduced = reduce_model(model, [None if k is None else 2 * k for k in a.states], a.method)
+    gramians = None
+    if a.method == "data":
+        from sedge.compress.reduction import state_covariances
+        from sedge.data import load_data
+        from sedge.pipeline.experiments import gramian_clip_tensor
+        data = load_data(a.data).restrict_to(meta["classes"])
+        n = {} if a.gramian_clips is None else {"n": a.gramian_clips}
+        gramians = state_covariances(model, gramian_clip_tensor(data, meta["norm"], **n))
+    reduced = reduce_model(model, [None if k is None else 2 * k for k in a.states], a.method, gramians)
     before, after = cost_report(model), cost_report(reduced)
     print(f"states {[l.P for l in model.layers]} → {[l.P for l in reduced.layers]}; params (paper formula) "
           f"{before['params_paper']:,} → {after['params_paper']:,}; MACs/sample {before['macs_per_sample']:,.0f} → "
@@ -153,7 +170,8 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from sedge.pipeline.experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
                                step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
-                               device=a.device)
+                               device=a.device,
+                               **({} if a.gramian_clips is None else {"gramian_clips": a.gramian_clips}))
     summary.pop("steps")
     print(json.dumps(summary, indent=1))
     print(f"wrote {a.out}/pruned.pt, steps.csv, summary.json")
@@ -342,8 +360,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--checkpoint", required=True)
     r.add_argument("--states", type=_states, required=True,
                    help="complex states per layer, e.g. 24,12,- ('-' keeps a layer)")
-    r.add_argument("--method", default="truncate", choices=["truncate", "matchdc"],
-                   help="'matchdc' keeps the DC gain with a feed-through D (counted as parameters)")
+    r.add_argument("--method", default="truncate", choices=["truncate", "matchdc", "data"], help=METHOD_HELP)
+    r.add_argument("--data", default=None, help="the checkpoint's data, for --method data (training clips only)")
+    r.add_argument("--gramian-clips", type=int, default=None, help=GRAMIAN_HELP)
     r.add_argument("--out", required=True, help="output checkpoint (.pt)")
     r.set_defaults(func=cmd_reduce)
 
@@ -359,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--step-fraction", type=float, default=0.0,
                    help="moves of ⌈fraction · P⌉ states of each layer's original order P when that is larger "
                         "than --step (fewer rounds on big models)")
-    q.add_argument("--method", default="truncate", choices=["truncate", "matchdc"])
+    q.add_argument("--method", default="truncate", choices=["truncate", "matchdc", "data"], help=METHOD_HELP)
+    q.add_argument("--gramian-clips", type=int, default=None, help=GRAMIAN_HELP)
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
     q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
     q.add_argument("--device", default="auto", help=DEVICE_HELP)

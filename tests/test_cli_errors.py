@@ -164,3 +164,30 @@ def test_train_no_rzoh_switches_the_hold_off_in_the_model_configuration(flag, rz
     monkeypatch.setattr("sedge.training.train.train", fake_train)
     rc, _ = run(["train", "--model", "tiny", "--device", "cpu", "--out", str(tmp_path / "r")] + flag, capsys)
     assert rc == 0 and seen["cfg"].rzoh is rzoh
+
+
+@pytest.mark.parametrize("args,message", [
+    (["reduce", "--checkpoint", "x.pt", "--states", "4,-,-", "--method", "data"], "give --data"),
+    (["prune", "--checkpoint", "x.pt", "--method", "data", "--gramian-clips", "0"], "--gramian-clips must be ≥ 1"),
+])
+def test_data_weighted_reduction_options_are_checked_first(args, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    rc, err = run(args + ["--out", str(out)], capsys)
+    assert rc == 2 and message in err and not out.exists()
+
+
+def test_reduce_with_the_data_weighted_method_writes_a_smaller_model(tmp_path, capsys, monkeypatch):
+    from sedge.training.train import load_checkpoint
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(0)
+    for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):
+        (tmp_path / "d" / lab).mkdir(parents=True)
+        for s in range(20):
+            sf.write(tmp_path / "d" / lab / f"sp{s}_nohash_0.wav", level + 0.05 * rng.standard_normal(400), 16000)
+    spec = f"folder:{tmp_path / 'd'}"
+    train(MICRO, load_data(spec), TrainConfig(epochs=1, batch_size=8, warmup_steps=2), tmp_path / "run", progress=False)
+    out = tmp_path / "small.pt"
+    rc = cli_main(["reduce", "--checkpoint", str(tmp_path / "run" / "best.pt"), "--states", "2,-", "--method", "data",
+                   "--data", spec, "--gramian-clips", "4", "--out", str(out)])
+    model, meta = load_checkpoint(out)
+    assert rc == 0 and [l.P for l in model.layers][1:] == [4] and model.layers[0].P <= 3 and meta["method"] == "data"

@@ -203,3 +203,31 @@ def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monk
     redone = prune_checkpoint(ckpt, spec, tmp_path / "p", budget_pp=100.0, progress=False)
     assert redone["configurations_evaluated"] >= 2               # neither the stage nor its memo is reused
     assert file_digest(tmp_path / "p" / "pruned.pt") != pruned_before
+
+
+def test_data_weighted_pruning_uses_training_gramians_and_keeps_its_own_memo(trained, tmp_path, monkeypatch):
+    import json
+    from sedge.data import load_data
+    from sedge.pipeline.experiments import gramian_clip_tensor, prune_checkpoint
+    from sedge.training.train import save_checkpoint
+    model, x, y = trained
+    with pytest.raises(ReductionError, match="Gramian"):
+        prune(model, x, y, method="data", progress=False)
+    spec = three_level_folder(tmp_path, monkeypatch, seed=4)
+    data = load_data(spec)
+    clips = gramian_clip_tensor(data, data.stats(), n=5)
+    assert len(clips) == 5 and torch.equal(clips, gramian_clip_tensor(data, data.stats(), n=5))   # seeded
+    train_set = {tuple(c) for c in data.train.tensors(*data.stats())[0][:, :8].tolist()}
+    assert all(tuple(c) in train_set for c in clips[:, :8].tolist())                         # training clips only
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": data.stats()})
+    plain = prune_checkpoint(ckpt, spec, tmp_path / "t", budget_pp=100.0, progress=False)
+    weighted = prune_checkpoint(ckpt, spec, tmp_path / "d", budget_pp=100.0, method="data", gramian_clips=6,
+                                progress=False)
+    assert json.loads((tmp_path / "d" / "config.json").read_text())["gramian_clips"] == 6
+    assert "gramian_clips" not in json.loads((tmp_path / "t" / "config.json").read_text())
+    assert weighted["configurations_evaluated"] >= 2            # nothing taken from another method's memo
+    again = prune_checkpoint(ckpt, spec, tmp_path / "d2", budget_pp=100.0, method="data", gramian_clips=7,
+                             memo_file=tmp_path / "d" / "memo.json", progress=False)
+    assert again["configurations_evaluated"] >= 2               # other Gramian clips: the memo does not apply
+    assert plain["states_after"] and weighted["states_after"]

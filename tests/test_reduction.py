@@ -254,3 +254,95 @@ def test_truncation_errors_match_a_direct_solve_and_respect_the_bound():
     assert rows[1]["measured"] == pytest.approx(direct, rel=1e-8)
     assert all(r["measured"] <= r["bound"] * (1 + 1e-6) + 1e-9 for r in rows)
     assert rows[0]["measured"] > rows[2]["measured"] and rows[2]["measured"] < 1e-9     # full order: exact
+
+
+# ---- data-weighted balanced truncation (method "data", ours) ------------------------------------
+def _white_noise_gramian(system) -> np.ndarray:
+    """The ordinary controllability Gramian: A P + P Aᵀ = −B Bᵀ."""
+    return scipy.linalg.solve_continuous_lyapunov(system.A, -system.B @ system.B.T)
+
+
+def test_state_covariance_is_the_second_moment_of_the_layers_state():
+    from sedge.compress.reduction import continuous_modes, state_covariance
+    layer = trained_like_layer(d_in=2, P=3, H=2)
+    u = torch.randn(3, 50, 2, dtype=torch.float64)
+    a, Bc, _ = continuous_modes(layer)
+    lam_bar, W = np.exp(a), ((np.exp(a) - 1) / a)[:, None] * Bc
+    moment = np.zeros((6, 6))
+    for n in range(3):                                          # the recurrence, one sample at a time
+        x = np.zeros(3, complex)
+        for t in range(50):
+            x = lam_bar * x + W @ np.append(u[n, t].numpy(), 1.0)
+            xr = np.concatenate([x.real, x.imag])
+            moment += np.outer(xr, xr)
+    assert np.allclose(state_covariance(layer, u, batch=2), moment / 150, rtol=1e-10, atol=1e-14)
+
+
+def test_data_weighted_truncation_with_the_white_noise_gramian_is_balanced_truncation():
+    from sedge.compress.reduction import data_weighted_truncation
+    layer = trained_like_layer()
+    system = layer_system(layer)
+    sigma, [(A, B, C)] = data_weighted_truncation(system, _white_noise_gramian(system), [6])
+    assert np.allclose(sigma, hankel_singular_values(system), rtol=1e-6)
+    ref = balanced_truncation(system.to_control(), 6)
+    w = np.linspace(0, 5, 200)                                  # same transfer function as balred's truncation
+    G, Gref = freq_response(A, B, C, w), freq_response(np.asarray(ref.A), np.asarray(ref.B), np.asarray(ref.C), w)
+    assert np.abs(G - Gref).max() < 1e-6 * np.abs(Gref).max()
+
+
+def test_data_weighted_truncation_at_full_order_reproduces_the_layer():
+    from sedge.compress.reduction import state_covariance
+    layer = trained_like_layer()
+    u = torch.randn(2, 300, 3, dtype=torch.float64)
+    full = reduce_layer(layer, 2 * layer.P, method="data", gramian=state_covariance(layer, u))
+    with torch.no_grad():
+        ref, out = layer(u), full(u)
+    assert torch.linalg.norm(out - ref) / torch.linalg.norm(ref) < 1e-5
+
+
+def test_data_weighting_keeps_what_the_inputs_excite():
+    """Fed a slow signal, the data-weighted truncation keeps the slow modes that plain balanced
+    truncation (which weights all frequencies alike) gives up for faster, stronger ones."""
+    from sedge.compress.reduction import state_covariance
+    torch.manual_seed(3)
+    layer = SEdgeLayer(1, 6, 3, batchnorm=False).double().eval()
+    with torch.no_grad():
+        layer.lambda_re.fill_(-0.02)
+        layer.lambda_im.copy_(torch.tensor([0.01, 0.03, 0.5, 0.8, 1.2, 2.0], dtype=torch.float64))
+        layer.log_step.zero_()
+        layer.B_re.copy_(torch.tensor([[0.05], [0.05], [1.0], [1.0], [1.0], [1.0]], dtype=torch.float64))
+        layer.B_im.zero_()
+    t = torch.arange(4000, dtype=torch.float64)
+    u = (torch.sin(0.01 * t) + torch.sin(0.031 * t + 1)).reshape(1, -1, 1)
+    gram = state_covariance(layer, u)
+    with torch.no_grad():
+        ref = linear_part(layer, u)
+        err = {m: float(torch.linalg.norm(linear_part(reduce_layer(layer, 4, method=m, gramian=gram), u) - ref)
+                        / torch.linalg.norm(ref)) for m in ("truncate", "data")}
+    assert err["data"] < 0.2 * err["truncate"], err
+
+
+def test_data_weighted_truncation_needs_a_gramian_of_rank_at_least_the_order():
+    from sedge.compress.reduction import state_covariance
+    layer = trained_like_layer(bn=False)
+    with torch.no_grad():
+        layer.b_re.zero_()
+        layer.b_im.zero_()
+    silent = state_covariance(layer, torch.zeros(1, 100, 3, dtype=torch.float64))   # nothing excites the states
+    with pytest.raises(ReductionError, match="rank"):
+        reduce_layer(layer, 4, method="data", gramian=silent)
+    with pytest.raises(ReductionError, match="Gramian"):
+        reduce_layer(layer, 4, method="data")
+    with pytest.raises(ReductionError, match="one of"):
+        reduce_layer(layer, 4, method="hankel")
+
+
+def test_state_covariances_follow_the_model_layer_by_layer():
+    from sedge.compress.reduction import state_covariance, state_covariances
+    model = build_model(model_config("tiny", 3, states=(4, 3, 2), widths=(3, 4, 5)), seed=0).double().eval()
+    x = torch.randn(3, 200, dtype=torch.float64)
+    grams = state_covariances(model, x, batch=2)
+    with torch.no_grad():
+        h1 = model.layers[0](x.unsqueeze(-1))
+    assert len(grams) == 3 and grams[1].shape == (6, 6)
+    assert np.allclose(grams[1], state_covariance(model.layers[1], h1), rtol=1e-10)

@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/prune_long_runs.py                       # full, l, m, s, tiny at 0.5 pp
     .venv/bin/python tools/prune_long_runs.py --models tiny --budgets 0.25 0.5 1 2
+    .venv/bin/python tools/prune_long_runs.py --models m l --method data   # data-weighted (ours)
 
 For each model, its run of record (:func:`sedge.pipeline.records.runs_of_record` over
 ``checkpoints/trained`` and ``checkpoints/ablations``: the best validation accuracy among the finished
@@ -37,6 +38,9 @@ def main() -> None:
     ap.add_argument("--budgets", nargs="+", type=float, default=[0.5], help="validation budgets in points")
     ap.add_argument("--step-fraction", type=float, default=0.125,
                     help="moves of ⌈fraction · P⌉ complex states (default 0.125, the book's; 0: one state)")
+    ap.add_argument("--method", default="truncate", choices=["truncate", "data"],
+                    help="'truncate': the paper's balanced truncation; 'data': weighted by the layers' state "
+                         "moments on 128 training clips (ours; the iterative-pruning chapter)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -49,9 +53,10 @@ def main() -> None:
         run = record[model]
         for budget in args.budgets:
             print(f"{model}: {run['run_dir']} at {budget:g} pp", flush=True)
-            s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction)
+            s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction,
+                           method=args.method)
             rows.append((model, run["run_dir"].name, budget, s))
-    print(f"moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
+    print(f"method {args.method}, moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
     print("| model | run | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | search min |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model, name, budget, s in rows:

@@ -1,4 +1,5 @@
-"""Print the README's S-Edge results tables from the committed quick runs (checkpoints/quick/*/summary.json)."""
+"""Print the README's S-Edge results tables from the committed quick runs (checkpoints/quick/*/summary.json and
+their pruning stages, plain and data-weighted)."""
 import json
 from pathlib import Path
 
@@ -34,3 +35,17 @@ for d in sorted(root.iterdir()):
         print(f"| {d.name.rsplit('_', 1)[0]} | {d.name.rsplit('_', 1)[1]} | {s['budget_pp']:g} | {s['states_after']} | "
               f"{100 * (s['params_after'] / s['params_before'] - 1):.1f} | {100 * (s['macs_after'] / s['macs_before'] - 1):.1f} | "
               f"{s['val_acc_before'] - s['val_acc_after']:.2f} | {s['test_acc_before']:.1f} → {s['test_acc_after']:.1f} | {ft_cell} |")
+
+print()
+print("Data-weighted balanced truncation (method 'data', ours; Gramians from 128 training clips), next to the plain one:")
+print("| data | model | budget pp | plain: states | plain Δparams % | weighted: states | weighted Δparams % | ΔMACs % | val drop pp | test before → after % |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for d in sorted(root.iterdir()):
+    for s_file in sorted((d / "prune").glob("params_data128_b*_vall/summary.json")):
+        s = json.loads(s_file.read_text())
+        plain_file = d / "prune" / s_file.parent.name.replace("_data128_", "_truncate_") / "summary.json"
+        p = json.loads(plain_file.read_text()) if plain_file.exists() else None
+        plain = (f"{p['states_after']} | {100 * (p['params_after'] / p['params_before'] - 1):.1f}" if p else " | ")
+        print(f"| {d.name.rsplit('_', 1)[0]} | {d.name.rsplit('_', 1)[1]} | {s['budget_pp']:g} | {plain} | {s['states_after']} | "
+              f"{100 * (s['params_after'] / s['params_before'] - 1):.1f} | {100 * (s['macs_after'] / s['macs_before'] - 1):.1f} | "
+              f"{s['val_acc_before'] - s['val_acc_after']:.2f} | {s['test_acc_before']:.1f} → {s['test_acc_after']:.1f} |")

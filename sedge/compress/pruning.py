@@ -19,6 +19,11 @@ or the objective, so evaluations are kept in a ``memo`` that searches with other
 (and that :func:`sedge.pipeline.experiments.pruned_run` stores on disk, so an interrupted search resumes).
 Every accepted step is recorded; the test split is evaluated once, for the final model, by the
 caller.
+
+``method`` picks the reduction of a layer: "truncate" (the paper's balanced truncation, python-control
+``balred``), "matchdc" (with a feed-through D) or "data" (ours: balanced truncation with the
+controllability Gramian replaced by the layer's state moments on training clips,
+:func:`~sedge.compress.reduction.data_weighted_truncation`).
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ class PruneResult:
     baseline_val_acc: float = math.nan
     seconds: float = 0.0                 # wall time of the search
     evaluated: int = 0                   # configurations evaluated (not found in the memo)
+    unstable: list[tuple[int, int]] = field(default_factory=list)   # (layer, states) of unstable data-weighted candidates
 
     def table(self) -> list[dict]:
         return [{"step": i, "layer": s.layer, "states": s.states, "params": s.params,
@@ -76,15 +82,20 @@ def memo_key(method: str, requested: list[int]) -> str:
 
 
 class _CandidateCache:
-    """Reduced versions of each original layer, computed on first use (one balred call per order)."""
+    """Reduced versions of each original layer, computed on first use (one reduction per order);
+    method "data" takes one data Gramian per layer (:func:`~sedge.compress.reduction.state_covariances`)."""
 
-    def __init__(self, original_layers, method: str):
-        self.layers, self.method, self.cache = original_layers, method, {}
+    def __init__(self, original_layers, method: str, gramians=None):
+        if method == "data" and (gramians is None or len(gramians) != len(original_layers)):
+            raise ReductionError("method 'data' needs one data Gramian per layer "
+                                 "(sedge.compress.reduction.state_covariances of the model on training clips)")
+        self.layers, self.method, self.gramians, self.cache = original_layers, method, gramians, {}
 
     def get(self, i: int, states: int):
         key = (i, states)
         if key not in self.cache:
-            self.cache[key] = reduce_layer_orders(self.layers[i], [2 * states], self.method)[0].eval()
+            gramian = self.gramians[i] if self.gramians is not None else None
+            self.cache[key] = reduce_layer_orders(self.layers[i], [2 * states], self.method, gramian)[0].eval()
         return self.cache[key]
 
 
@@ -157,11 +168,13 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
           step: int = 1, method: str = "truncate", chunk: int = 4, progress: bool = True,
           min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
           cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
-          device: str | torch.device = "cpu") -> PruneResult:
+          device: str | torch.device = "cpu", gramians: list | None = None) -> PruneResult:
     """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
 
     ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
-    read and extended, and ``on_round(memo)`` is called after every round (to save it)."""
+    read and extended, and ``on_round(memo)`` is called after every round (to save it). ``method``
+    "data" (data-weighted balanced truncation) takes ``gramians``, one per layer, computed on
+    training clips; a layer whose next data-weighted truncation is unstable is frozen there."""
     if budget_pp < 0:
         raise ReductionError(f"budget must be ≥ 0 accuracy points, got {budget_pp}")
     if objective not in ("params", "macs"):
@@ -179,12 +192,12 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     dev = resolve_device(device)
     model = copy.deepcopy(model).eval().to(dev)
     x_val, y_val = x_val.to(dev), y_val.to(dev)
-    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method)   # balred runs on the CPU
+    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method, gramians)   # reductions run on the CPU
     requested = [l.P for l in model.layers]          # order asked of balred, in complex states
     moves = [max(step, math.ceil(step_fraction * p)) for p in requested]
     frozen = [False] * len(requested)
     inputs = _LayerInputs(model, x_val, chunk, cache_gb)
-    evaluated = 0
+    evaluated, unstable = 0, []
     key = memo_key(method, requested)
     if key not in memo:
         memo[key], _ = _evaluate_candidates(model, {}, x_val, y_val, chunk, inputs)
@@ -199,7 +212,16 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 for i in range(len(requested)) if not frozen[i]}
         if not keys:
             break
-        cands = {i: cache.get(i, requested[i] - moves[i]).to(dev) for i in keys}
+        cands = {}
+        for i in list(keys):
+            try:
+                cands[i] = cache.get(i, requested[i] - moves[i]).to(dev)
+            except ReductionError:                   # data-weighted truncation unstable (or beyond the rank): stop this layer
+                if method != "data":
+                    raise
+                frozen[i] = True
+                del keys[i]
+                unstable.append((i, requested[i] - moves[i]))
         todo = {i: c for i, c in cands.items() if keys[i] not in memo}
         if todo:
             _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
@@ -237,12 +259,13 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
     model.cpu()
     result.model, result.seconds, result.evaluated = model, time.perf_counter() - t0, evaluated
+    result.unstable = unstable
     return result
 
 
 def layer_sensitivity(model, x: torch.Tensor, y: torch.Tensor, fractions: list[float], method: str = "truncate",
                       chunk: int = 4, memo: dict[str, float] | None = None, cache_gb: float = 8.0,
-                      progress: bool = True) -> list[dict]:
+                      progress: bool = True, gramians: list | None = None) -> list[dict]:
     """Accuracy when *one* layer alone is truncated to ⌈f·P_ℓ⌉ complex states, for every layer ℓ and
     fraction f (the other layers unchanged): how much order each layer can give up on its own.
     Shares :func:`prune`'s memo keys, so a later search on the same clips reuses these evaluations."""
@@ -251,7 +274,7 @@ def layer_sensitivity(model, x: torch.Tensor, y: torch.Tensor, fractions: list[f
     memo = {} if memo is None else memo
     model = copy.deepcopy(model).eval()
     full = [l.P for l in model.layers]
-    cache = _CandidateCache(list(model.layers), method)
+    cache = _CandidateCache(list(model.layers), method, gramians)
     inputs = _LayerInputs(model, x, chunk, cache_gb)
     rows = []
     for f in tqdm(fractions, desc="layer sensitivity", disable=not progress):

@@ -79,6 +79,15 @@ def layer_system(layer: SEdgeLayer, step_scale: float = 1.0) -> LayerSystem:
     Reduction uses step scale 1: a time-scaled system has the same Hankel singular values and its
     truncation is the time-scaled truncation, so the reduced layer simply keeps the original's
     step scale (tested)."""
+    a, Bc, C = continuous_modes(layer, step_scale)
+    A_r = np.block([[np.diag(a.real), -np.diag(a.imag)], [np.diag(a.imag), np.diag(a.real)]])
+    return LayerSystem(A_r, np.concatenate([Bc.real, Bc.imag]), np.concatenate([C.real, -C.imag], axis=1))
+
+
+@torch.no_grad()
+def continuous_modes(layer: SEdgeLayer, step_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The complex diagonal form of :func:`layer_system`: poles a = Δ ⊙ Λ (marginal modes clamped to
+    Re a ≤ −ε), input matrix B_c = Δ ⊙ [B' | b'] (BN folded) and C, all complex128."""
     if layer.feedthrough is not None:
         raise ReductionError("layer already carries a feed-through D (it was reduced with 'matchdc'); "
                              "reduce the original layer instead")
@@ -87,9 +96,7 @@ def layer_system(layer: SEdgeLayer, step_scale: float = 1.0) -> LayerSystem:
     a = np.where(a.real > -MARGINAL_EPS, -MARGINAL_EPS + 1j * a.imag, a)          # clamp marginal modes
     B, b = folded_input(layer)
     Bc = delta[:, None] * np.concatenate([B, b[:, None]], axis=1)
-    C = layer.output_matrix().to(torch.complex128).numpy()
-    A_r = np.block([[np.diag(a.real), -np.diag(a.imag)], [np.diag(a.imag), np.diag(a.real)]])
-    return LayerSystem(A_r, np.concatenate([Bc.real, Bc.imag]), np.concatenate([C.real, -C.imag], axis=1))
+    return a, Bc, layer.output_matrix().to(torch.complex128).numpy()
 
 
 def _require_continuous(sys) -> None:
@@ -112,6 +119,108 @@ def balanced_truncation(sys, orders: int | list[int], method: str = "truncate"):
     if method not in ("truncate", "matchdc"):
         raise ReductionError(f"method must be 'truncate' or 'matchdc', got {method!r}")
     return _control().balred(sys, orders, method=method)
+
+
+@torch.no_grad()
+def state_covariance(layer: SEdgeLayer, u: torch.Tensor, batch: int = 8) -> np.ndarray:
+    """The empirical controllability Gramian of ``layer`` under its actual inputs ``u`` (N, T, d_in):
+
+        P_data = 1/(N·T) Σ_n Σ_t x_r[n, t] x_r[n, t]ᵀ,    x_r = [Re x; Im x],
+        x_t = e^a ⊙ x_{t−1} + ((e^a − 1) / a) ⊙ B_c [u_t; 1],
+
+    the second moment of the state of :func:`layer_system`'s continuous system sampled at unit time
+    under zero-order-held input (which is the layer's own state at step scale 1; the bias input
+    included). The white-noise controllability Gramian ∫ e^{At} B Bᵀ e^{Aᵀt} dt is the same moment
+    under unit white noise on every input; P_data weights the modes by what the layer is fed."""
+    moment, count = _state_moment(layer, u, batch)
+    if count == 0:
+        raise ReductionError("no input clips given for the data-weighted Gramian")
+    return (moment / count).numpy()
+
+
+@torch.no_grad()
+def _state_moment(layer: SEdgeLayer, u: torch.Tensor, batch: int = 8) -> tuple[torch.Tensor, int]:
+    """(Σ x_r x_rᵀ, number of samples) of :func:`state_covariance`."""
+    from sedge.models.scan import chunked_scan
+    a, Bc, _ = continuous_modes(layer)
+    lam_bar = torch.as_tensor(np.exp(a))
+    W = torch.as_tensor(((np.exp(a) - 1) / a)[:, None] * Bc)                 # (P, d_in + 1)
+    P = len(a)
+    moment, count = torch.zeros(2 * P, 2 * P, dtype=torch.float64), 0
+    for s in range(0, len(u), batch):
+        ub = u[s:s + batch].cpu().to(torch.complex128)
+        x = chunked_scan(lam_bar, ub @ W[:, :-1].T + W[:, -1])
+        xr = torch.cat([x.real, x.imag], dim=-1).reshape(-1, 2 * P)
+        moment += xr.T @ xr
+        count += xr.shape[0]
+    return moment, count
+
+
+@torch.no_grad()
+def state_covariances(model, clips: torch.Tensor, batch: int = 8) -> list[np.ndarray]:
+    """:func:`state_covariance` of every layer of ``model`` (eval mode) under its inputs when the model
+    is fed ``clips`` (N, T), a batch of clips at a time (memory: one batch of layer inputs)."""
+    if len(clips) == 0:
+        raise ReductionError("no input clips given for the data-weighted Gramians")
+    was_training = model.training
+    model.eval()
+    sums: list = [None] * len(model.layers)
+    count = 0
+    for s in range(0, len(clips), batch):
+        h = clips[s:s + batch].unsqueeze(-1)
+        for i, layer in enumerate(model.layers):
+            m, c = _state_moment(layer, h, batch)
+            sums[i] = m if sums[i] is None else sums[i] + m
+            h = layer(h)
+        count += c
+    model.train(was_training)
+    return [(m / count).numpy() for m in sums]
+
+
+def _psd_factor(M: np.ndarray) -> np.ndarray:
+    """L with L Lᵀ = M for a symmetric positive semi-definite M (eigenvalues below 0 set to 0)."""
+    w, V = np.linalg.eigh((M + M.T) / 2)
+    return V * np.sqrt(np.clip(w, 0.0, None))
+
+
+def data_weighted_truncation(system: LayerSystem, gramian: np.ndarray, orders: list[int]
+                             ) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Input-weighted balanced truncation by the square-root method (ours, beyond the paper).
+
+    With P_data = L_c L_cᵀ (:func:`state_covariance`) and the observability Gramian Q = L_o L_oᵀ of
+    Aᵀ Q + Q A = −Cᵀ C, the SVD L_oᵀ L_c = U Σ Vᵀ gives the weighted Hankel singular values Σ, and
+    the projection T = L_c V_k Σ_k^{−1/2}, W = L_o U_k Σ_k^{−1/2} (Wᵀ T = I) the order-k system
+
+        A_k = Wᵀ A T,    B_k = Wᵀ B,    C_k = C T.
+
+    States that the real inputs hardly excite are dropped even where unit white noise would excite
+    them. Unlike plain balanced truncation, stability is not guaranteed: an unstable result raises
+    :class:`ReductionError`. Returns (Σ, [(A_k, B_k, C_k) for k in orders])."""
+    import scipy.linalg
+    A, B, C = system.A, system.B, system.C
+    n = system.order
+    if gramian.shape != (n, n):
+        raise ReductionError(f"the data Gramian has shape {gramian.shape}; the layer's real realisation "
+                             f"has order {n}")
+    Q = scipy.linalg.solve_continuous_lyapunov(A.T, -C.T @ C)
+    Lc, Lo = _psd_factor(gramian), _psd_factor(Q)
+    U, sigma, Vt = np.linalg.svd(Lo.T @ Lc)
+    out = []
+    for k in orders:
+        if not 1 <= k <= n:
+            raise ReductionError(f"order {k} out of range: the layer's real realisation has order {n}")
+        if sigma[0] <= 0 or sigma[k - 1] <= 1e-13 * sigma[0]:
+            rank = int((sigma > 1e-13 * sigma[0]).sum()) if sigma[0] > 0 else 0
+            raise ReductionError(f"order {k} exceeds the numerical rank ({rank}) of the data-weighted Gramians "
+                                 "(the clips excite fewer states): ask for a lower order or give more varied clips")
+        s = 1.0 / np.sqrt(sigma[:k])
+        T, W = Lc @ Vt[:k].T * s, Lo @ U[:, :k] * s
+        Ak = W.T @ A @ T
+        worst = float(np.linalg.eigvals(Ak).real.max())
+        if worst >= 0:
+            raise ReductionError(f"the data-weighted truncation to order {k} is unstable (max Re λ = {worst:.2e})")
+        out.append((Ak, W.T @ B, C @ T))
+    return sigma, out
 
 
 @dataclass
@@ -213,21 +322,35 @@ def layer_from_diagonal(original: SEdgeLayer, form: DiagonalForm) -> SEdgeLayer:
     return new.train(original.training)
 
 
-def reduce_layer(layer: SEdgeLayer, order: int, method: str = "truncate") -> SEdgeLayer:
+METHODS = ("truncate", "matchdc", "data")   # balred truncate / matchdc; data-weighted truncation
+
+
+def reduce_layer(layer: SEdgeLayer, order: int, method: str = "truncate",
+                 gramian: np.ndarray | None = None) -> SEdgeLayer:
     """Balanced truncation of ``layer`` to real order ``order`` (1 … 2P), as a new SEdgeLayer.
 
+    ``method`` "truncate" or "matchdc": python-control's ``balred``; "data": :func:`data_weighted_truncation`
+    with ``gramian`` = :func:`state_covariance` of the layer's inputs.
     The new layer has #complex pairs + #real eigenvalues complex states, less one for every two real
     eigenvalues that share a pole (≥ order/2)."""
-    return reduce_layer_orders(layer, [order], method)[0]
+    return reduce_layer_orders(layer, [order], method, gramian)[0]
 
 
-def reduce_layer_orders(layer: SEdgeLayer, orders: list[int], method: str = "truncate") -> list[SEdgeLayer]:
+def reduce_layer_orders(layer: SEdgeLayer, orders: list[int], method: str = "truncate",
+                        gramian: np.ndarray | None = None) -> list[SEdgeLayer]:
     """Several truncations of the *same* original balanced realisation."""
+    if method not in METHODS:
+        raise ReductionError(f"method must be one of {METHODS}, got {method!r}")
     system = layer_system(layer)
     for k in orders:
         if not 1 <= k <= system.order:
             raise ReductionError(f"order {k} out of range: the layer's real realisation has order {system.order} "
                                  f"(P = {layer.P} complex states); choose 1 … {system.order}")
+    if method == "data":
+        if gramian is None:
+            raise ReductionError("method 'data' needs the layer's data Gramian (state_covariance of its inputs)")
+        _, systems = data_weighted_truncation(system, gramian, list(orders))
+        return [layer_from_diagonal(layer, diagonalise(*abc)) for abc in systems]
     sys = system.to_control()
     reduced = balanced_truncation(sys, list(orders), method)
     if not isinstance(reduced, list):
@@ -240,14 +363,18 @@ def reduce_layer_orders(layer: SEdgeLayer, orders: list[int], method: str = "tru
     return out
 
 
-def reduce_model(model, orders: list[int | None], method: str = "truncate"):
-    """A copy of ``model`` whose layer ℓ is reduced to real order orders[ℓ] (None keeps it)."""
+def reduce_model(model, orders: list[int | None], method: str = "truncate",
+                 gramians: list[np.ndarray] | None = None):
+    """A copy of ``model`` whose layer ℓ is reduced to real order orders[ℓ] (None keeps it); method
+    "data" takes ``gramians`` = :func:`state_covariances` of the model."""
     if len(orders) != len(model.layers):
         raise ReductionError(f"{len(orders)} orders given for a model with {len(model.layers)} layers")
+    if method == "data" and (gramians is None or len(gramians) != len(model.layers)):
+        raise ReductionError("method 'data' needs one data Gramian per layer (state_covariances of the model)")
     new = copy.deepcopy(model)
     for i, k in enumerate(orders):
         if k is not None:
-            new.layers[i] = reduce_layer(model.layers[i], k, method)
+            new.layers[i] = reduce_layer(model.layers[i], k, method, gramians[i] if gramians else None)
     new.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in new.layers)})
     return new
 

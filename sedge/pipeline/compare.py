@@ -63,6 +63,12 @@ def _sedge_rows(P: dict, progress: bool) -> list[dict]:
                                       progress=progress)
                     rows.append({**rows[-1], "method": f"MOR ≤ {b:g} pp + fine-tuning", "val %": 100 * f["val_acc"],
                                  "test %": 100 * f["test_acc"], "checkpoint": str(out / "best.pt")})
+            for b in pr["data_weighted_budgets"]:
+                s = pruned_run(run_dir, spec, budget_pp=b, step_fraction=pr["step_fraction"], max_val=pr["max_val"],
+                               method="data", gramian_clips=pr["gramian_clips"], progress=progress)
+                rows.append({"data": tag, "family": "S-Edge", "model": m, "method": f"MOR data-weighted ≤ {b:g} pp",
+                             "params": s["params_after"], "macs": s["macs_after"] * SAMPLES, "val %": s["val_acc_after"],
+                             "test %": s["test_acc_after"], "checkpoint": s["prune_dir"] + "/pruned.pt"})
     cv = P["07_convexity"]
     for tag, spec in available_datasets(cv["datasets"]).items():
         for m in for_data(cv["models"], tag, "models"):

@@ -104,11 +104,30 @@ def stages_readonly():
         yield
 
 
-def memo_key(checkpoint: str | Path, data_spec: str, max_val: int | None, method: str) -> dict:
+def memo_key(checkpoint: str | Path, data_spec: str, max_val: int | None, method: str,
+             gramian_clips: int = 0) -> dict:
     """What a pruning memo's validation accuracies depend on: the checkpoint, the validation clips
-    (data and count), the reduction method and the pruning code."""
-    return stage_key({"method": method, "max_val": max_val}, inputs={"checkpoint": checkpoint}, data=data_spec,
-                     code=PRUNE_CODE)
+    (data and count), the reduction method (and for "data" the Gramian's clips) and the pruning code."""
+    config = {"method": method, "max_val": max_val}
+    if method == "data":
+        config["gramian_clips"] = gramian_clips
+    return stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
+
+
+# Training clips behind the data-weighted Gramians of method "data" (a seeded random subset).
+GRAMIAN_CLIPS = 128
+GRAMIAN_SEED = 0
+
+
+def gramian_clip_tensor(data, norm: tuple[float, float], n: int = GRAMIAN_CLIPS, seed: int = GRAMIAN_SEED):
+    """``n`` normalised training clips, drawn at random (seeded) from the training split: the inputs
+    whose layer-by-layer state moments weight the data-weighted balanced truncation."""
+    import numpy as np
+    if n < 1:
+        raise ValueError(f"gramian_clips must be ≥ 1 training clip, got {n}")
+    train = data.train
+    idx = np.sort(np.random.default_rng(seed).permutation(len(train))[:n])
+    return train.subset(idx).tensors(*norm)[0]
 
 
 def read_memo(memo_file: str | Path, key: dict) -> dict:
@@ -139,9 +158,11 @@ def write_memo(memo_file: Path, key: dict, memo: dict) -> None:
 def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
                      objective: str = "params", step: int = 1, step_fraction: float = 0.0, method: str = "truncate",
                      max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True,
-                     device: str = "cpu") -> dict:
+                     device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS) -> dict:
     """Iterative pruning of a checkpoint (SPEC §8) as a cached stage in ``out``: ``pruned.pt``,
     ``steps.csv`` and ``summary.json`` (test accuracy before and after, computed once, here).
+    ``method`` "data" weights the balanced truncation by the layers' inputs on ``gramian_clips``
+    training clips (:func:`gramian_clip_tensor`; never validation or test clips).
 
     Validation accuracies of the configurations tried are kept in ``memo_file`` (default
     ``out/memo.json``), which searches with other budgets or objectives on the same checkpoint and
@@ -153,6 +174,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     out = Path(out)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
+    if method == "data":
+        config["gramian_clips"] = gramian_clips
     key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
     if finished(out, key, ("summary.json", "pruned.pt"), legacy_config=config):
         return json.loads((out / "summary.json").read_text())
@@ -164,11 +187,15 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         xv, yv = xv[:max_val], yv[:max_val]
     memo_file = Path(memo_file) if memo_file else out / "memo.json"
     memo_file.parent.mkdir(parents=True, exist_ok=True)
-    mkey = memo_key(checkpoint, data_spec, max_val, method)
+    mkey = memo_key(checkpoint, data_spec, max_val, method, gramian_clips)
     memo = read_memo(memo_file, mkey)                  # evaluations of another checkpoint, data or code: dropped
+    gramians = None
+    if method == "data":
+        from sedge.compress.reduction import state_covariances
+        gramians = state_covariances(model, gramian_clip_tensor(data, meta["norm"], gramian_clips))
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
                 method=method, progress=progress, memo=memo, on_round=lambda m: write_memo(memo_file, mkey, m),
-                device=device)
+                device=device, gramians=gramians)
     write_memo(memo_file, mkey, memo)
     xt, yt = data.test.tensors(*meta["norm"])
     keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
@@ -183,6 +210,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
                "test_acc_after": 100 * accuracy(predict(res.model, xt, batch_size=4), yt),   # test: once, here
                "n_val": len(xv), "search_seconds": res.seconds, "configurations_evaluated": res.evaluated,
                "steps": res.table()}
+    if method == "data":
+        summary["unstable_candidates"] = [list(c) for c in res.unstable]
     atomic_write_json(out / "summary.json", summary)
     commit(out, key, ("summary.json", "pruned.pt"))
     return summary
@@ -195,15 +224,16 @@ def memo_path(run_dir: str | Path, method: str = "truncate", max_val: int | None
 
 def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
                step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
-               progress: bool = True, device: str = "cpu") -> dict:
+               progress: bool = True, device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS) -> dict:
     """:func:`prune_checkpoint` of a training run's ``best.pt`` into ``run_dir/prune/<settings>``,
     with one memo per run, method and validation subset shared by every budget and objective."""
     run_dir = Path(run_dir)
-    name = f"{objective}_{method}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
+    label = f"data{gramian_clips}" if method == "data" else method
+    name = f"{objective}_{label}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
     summary = prune_checkpoint(run_dir / "best.pt", data_spec, run_dir / "prune" / name, budget_pp=budget_pp,
                                objective=objective, step=step, step_fraction=step_fraction, method=method,
-                               max_val=max_val, memo_file=memo_path(run_dir, method, max_val),
-                               progress=progress)
+                               max_val=max_val, memo_file=memo_path(run_dir, label, max_val),
+                               progress=progress, gramian_clips=gramian_clips)
     return {**summary, "prune_dir": str(run_dir / "prune" / name)}
 
 
