@@ -166,6 +166,14 @@ for tag in tags:
         claims.append({"claim": "MOR within 0.5 pp (quoted): −36.1 % (largest) / −5.8 % (smallest), no retraining", "data": tag,
                        "ours": f"{pct(big.params, base.params[big.model]):.1f} % ({big.model}) / "
                                f"{pct(small.params, base.params[small.model]):.1f} % ({small.model})"})
+    dw = g[g.method == "MOR data-weighted ≤ 0.5 pp"]
+    if len(dw):
+        base = se.set_index("model")
+        big, small = dw.loc[dw.params.idxmax()], dw.loc[dw.params.idxmin()]
+        claims.append({"claim": "the same, data-weighted truncation (ours; no retraining, Gramians from training clips)",
+                       "data": tag,
+                       "ours": f"{pct(big.params, base.params[big.model]):.1f} % ({big.model}) / "
+                               f"{pct(small.params, base.params[small.model]):.1f} % ({small.model})"})
     cnn = g[g.family == "DCASE CNN"]
     c2 = cnn[cnn.method.str.startswith("filter pruning C2 ")]
     if len(c2):

@@ -169,7 +169,9 @@ for tag, by_data in df.groupby("data", sort=False):
 #   before and after truncation.
 # - **Iterative pruning** — the greedy search under an accuracy budget: trajectories, the result at
 #   the paper's 0.5-point budget next to the paper's, a budget sweep, a clearly separate fine-tuning
-#   column, and the front of pruning combined with step scale.
+#   column, the front of pruning combined with step scale, and our data-weighted truncation (the
+#   layers' state moments on training clips in place of white noise), which prunes further
+#   without retraining.
 # - **Deployment** — parity of the generated C++ with PyTorch on the test split, weights and state
 #   bytes, µs per clip and real-time factor per model, pruning and step scale, fixed point against
 #   float32, and running the exported program on a WAV file.
