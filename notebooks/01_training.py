@@ -53,7 +53,7 @@ from sedge.models.cost import cost_report
 from sedge.data import available_datasets, load_data
 from sedge.pipeline.experiments import PAPER_TEST_ACC, converged_runs, load_run, trained_run
 from sedge.pipeline.records import recipe_changes, runs_of_record
-from sedge.training.train import confusion_matrix, predict
+from sedge.training.evaluation import confusion_matrix, predict
 from sedge.models.model import build_model
 
 torch.set_num_threads(2)

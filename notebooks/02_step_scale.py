@@ -43,7 +43,7 @@ from sedge.report.plots import book_style, label_points, legend_below, panels, p
 from sedge.models.cost import cost_report
 from sedge.data import available_datasets, load_data
 from sedge.pipeline.experiments import load_run, run_dir_for
-from sedge.training.train import accuracy, predict
+from sedge.training.evaluation import accuracy, predict
 from sedge.models.interpret import step_scale_candidates, frequency_response
 
 torch.set_num_threads(2)

@@ -65,7 +65,8 @@ from sedge.report.pareto import pareto_mask
 from sedge.compress.reduction import (data_weighted_truncation, hankel_singular_values, layer_system,
                                      state_covariances)
 from sedge.pipeline.experiments import gramian_clip_tensor
-from sedge.training.train import accuracy, load_checkpoint, predict
+from sedge.training.checkpoints import load_checkpoint
+from sedge.training.evaluation import accuracy, predict
 
 torch.set_num_threads(2)
 book_style()

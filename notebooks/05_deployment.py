@@ -79,7 +79,8 @@ from sedge.pipeline.experiments import load_run, pruned_run, run_dir_for
 from sedge.deploy.export import export_dict, reference_logits
 from sedge.compress.fixed_point import fixed_logits, quantise
 from sedge.report.pareto import pareto_mask
-from sedge.training.train import load_checkpoint, predict
+from sedge.training.checkpoints import load_checkpoint
+from sedge.training.evaluation import predict
 
 torch.set_num_threads(2)
 book_style()

@@ -53,7 +53,7 @@ from sedge.pipeline.compare import collect
 from sedge.deploy.cpp import CppModel, best_cpu_seconds, build_shared, generate_cpp
 from sedge.deploy.export import export_dict
 from sedge.report.pareto import pareto_mask
-from sedge.training.train import load_checkpoint
+from sedge.training.checkpoints import load_checkpoint
 
 torch.set_num_threads(2)
 book_style()

@@ -91,7 +91,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     import torch
     from sedge.data import load_data
     from sedge.training.checkpoints import read_checkpoint
-    from sedge.training.train import accuracy, confusion_matrix, predict
+    from sedge.training.evaluation import accuracy, confusion_matrix, predict
     ck = read_checkpoint(a.checkpoint)               # S-Edge or baseline: the same evaluation
     model, meta = ck.model, ck.meta
     if a.step_scale:
@@ -143,7 +143,7 @@ GRAMIAN_HELP = "training clips (seeded random subset) behind the data-weighted G
 def cmd_reduce(a: argparse.Namespace) -> int:
     from sedge.models.cost import cost_report
     from sedge.compress.reduction import reduce_model
-    from sedge.training.train import load_checkpoint, save_checkpoint
+    from sedge.training.checkpoints import load_checkpoint, save_checkpoint
     model, meta = load_checkpoint(a.checkpoint)
     if len(a.states) != len(model.layers):
         raise ValueError(f"--states has {len(a.states)} entries; the model has {len(model.layers)} layers")
@@ -227,7 +227,8 @@ def cmd_cost(a: argparse.Namespace) -> int:
     from sedge.models.cost import cost_report
     from sedge.models.model import build_model
     if a.checkpoint:                                 # any family, counted as its paper counts it
-        from sedge.training.checkpoints import checkpoint_cost, read_checkpoint
+        from sedge.training.checkpoint_cost import checkpoint_cost
+        from sedge.training.checkpoints import read_checkpoint
         print(json.dumps(checkpoint_cost(read_checkpoint(a.checkpoint), a.step_scale or None), indent=1))
         return 0
     else:

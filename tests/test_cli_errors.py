@@ -134,12 +134,13 @@ def test_evaluate_scores_every_clip_of_another_folder(tmp_path, capsys, monkeypa
                                                 ("acdnet", {"widths": [8, 16, 16, 32, 32, 48, 48, 64, 64], "xnor": True}, "ACDNet"),
                                                 ("transformer", {}, "transformer")])
 def test_evaluate_and_cost_take_baseline_checkpoints_and_export_says_it_is_for_s_edge(kind, kwargs, family, tmp_path, capsys):
-    from sedge.training.baselines import build_baseline, save_baseline
+    from sedge.training.baselines import build_baseline
+    from sedge.training.checkpoints import save_checkpoint
     spec = "synthetic:n_speakers=10,words=yes+no+up"
     data = load_data(spec)
     model = build_baseline(kind, n_classes=len(data.classes), **kwargs)
     ckpt = tmp_path / "best.pt"
-    save_baseline(ckpt, model, {"classes": data.classes, "norm": data.stats(), "data": spec, "epoch": 0, "val_acc": 0.0})
+    save_checkpoint(ckpt, model, {"classes": data.classes, "norm": data.stats(), "data": spec, "epoch": 0, "val_acc": 0.0})
     assert cli_main(["evaluate", "--checkpoint", str(ckpt), "--data", spec, "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert f"test accuracy on {len(data.test)} clips" in out and family in out
@@ -177,7 +178,7 @@ def test_data_weighted_reduction_options_are_checked_first(args, message, tmp_pa
 
 
 def test_reduce_with_the_data_weighted_method_writes_a_smaller_model(tmp_path, capsys, monkeypatch):
-    from sedge.training.train import load_checkpoint
+    from sedge.training.checkpoints import load_checkpoint
     monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
     rng = np.random.default_rng(0)
     for lab, level in (("a", -0.3), ("b", 0.0), ("c", 0.3)):

@@ -112,7 +112,7 @@ def test_missing_compiler_and_compile_errors(tmp_path, monkeypatch):
 
 def test_export_cli(tmp_path, capsys):
     from sedge.cli import main as cli_main
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     m = model_with_stats(n_classes=3)
     save_checkpoint(tmp_path / "m.pt", m, {"classes": ["a", "b", "c"], "norm": (0.0, 0.1)})
     assert cli_main(["export", "--checkpoint", str(tmp_path / "m.pt"), "--step-scale", "1,9,54",

@@ -74,7 +74,7 @@ def test_fixed_point_holds_a_trained_model():
     """The trained tiny (real 8 words) has modes with |λ̄| ≈ 1 − 2·10⁻⁴ next to fast ones: int16 states
     with one scale per mode folded into C lost 20–45 % of top-1 agreement with float32 there. With
     int32 states, one scale per layer and Q30 poles the logits stay within a few percent."""
-    from sedge.training.train import load_checkpoint
+    from sedge.training.checkpoints import load_checkpoint
     model, meta = load_checkpoint(TRAINED_TINY)
     x = real_clips(10)
     d = export_dict(model, [1, 9, 54], norm=tuple(meta["norm"]), classes=meta["classes"])
@@ -94,7 +94,7 @@ def test_quantise_needs_calibration_clips():
 
 def test_export_cli_fixed_point(tmp_path):
     from sedge.cli import main as cli_main
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     m = model_with_stats(n_classes=2)
     save_checkpoint(tmp_path / "m.pt", m, {"classes": ["yes", "no"], "norm": (0.0, 0.1),
                                            "data": "synthetic:n_speakers=10,words=yes+no"})

@@ -7,7 +7,8 @@ import torch
 from sedge.models.config import TrainConfig
 from sedge.compress.pruning import _evaluate_candidates, prune
 from sedge.compress.reduction import ReductionError, reduce_layer
-from sedge.training.train import load_checkpoint, train
+from sedge.training.checkpoints import load_checkpoint
+from sedge.training.train import train
 
 from helpers import MICRO, toy_data
 
@@ -91,7 +92,7 @@ def test_bad_input(trained):
 def test_reduce_and_prune_cli(trained, tmp_path, monkeypatch, capsys):
     import json
     from sedge.cli import main as cli_main
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model, x, y = trained
     ckpt = tmp_path / "m.pt"
     save_checkpoint(ckpt, model.float(), {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)})
@@ -137,7 +138,7 @@ def test_finetune_cli_starts_from_the_pruned_model_and_never_ends_worse(trained,
     import json
     from sedge.cli import main as cli_main
     from sedge.data import load_data
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model, x, y = trained
     three_level_folder(tmp_path, monkeypatch, seed=1)
     spec = f"folder:{tmp_path / 'd'}"
@@ -178,7 +179,7 @@ def test_prune_stage_is_cached_and_resumes_from_its_memo(trained, tmp_path, monk
     import json
     from sedge.data import load_data
     from sedge.pipeline.experiments import prune_checkpoint
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model, x, y = trained
     spec = three_level_folder(tmp_path, monkeypatch, seed=2)
     ckpt = tmp_path / "m.pt"
@@ -209,7 +210,7 @@ def test_data_weighted_pruning_uses_training_gramians_and_keeps_its_own_memo(tra
     import json
     from sedge.data import load_data
     from sedge.pipeline.experiments import gramian_clip_tensor, prune_checkpoint
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model, x, y = trained
     with pytest.raises(ReductionError, match="Gramian"):
         prune(model, x, y, method="data", progress=False)

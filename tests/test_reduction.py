@@ -85,7 +85,7 @@ def test_reduced_layer_carries_no_batchnorm_and_keeps_float64(tmp_path):
     model = build_model(model_config("tiny", n_classes=3), seed=0).eval()
     model.layers[0] = reduce_layer(model.layers[0], 40)
     model.cfg = type(model.cfg).from_dict({**model.cfg.to_dict(), "states": tuple(l.P for l in model.layers)})
-    from sedge.training.train import load_checkpoint, save_checkpoint
+    from sedge.training.checkpoints import load_checkpoint, save_checkpoint
     save_checkpoint(tmp_path / "m.pt", model, {})
     again, _ = load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(2, 1600)
@@ -230,7 +230,7 @@ def test_candidates_come_from_the_original_realisation():
 
 
 def test_reduce_model_keeps_a_loadable_config(tmp_path):
-    from sedge.training.train import load_checkpoint, save_checkpoint
+    from sedge.training.checkpoints import load_checkpoint, save_checkpoint
     model = build_model(model_config("tiny", n_classes=5), seed=0).eval()
     small = reduce_model(model, [None, 20, 10])
     assert small.cfg.states == tuple(l.P for l in small.layers)

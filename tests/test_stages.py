@@ -163,20 +163,21 @@ def test_a_baseline_resume_with_another_recipe_is_refused(tmp_path, monkeypatch)
     """An interrupted baseline run resumes only under the recipe it started with (not just the same
     architecture): a changed epoch count or learning rate would continue the old schedule."""
     import sedge.training.baselines as BT
+    import sedge.training.loop as loop
     from helpers import toy_data
     data = toy_data()
     model = BT.build_baseline("transformer", n_classes=len(data.classes), frame=40, d_model=16, heads=2, ff=16, layers=1)
-    real = BT.save_baseline
+    real = loop.save_checkpoint
 
     def killed_after_last_pt(path, *a, **k):
         real(path, *a, **k)
         if path.name == "last.pt":
             raise KeyboardInterrupt
-    monkeypatch.setattr(BT, "save_baseline", killed_after_last_pt)
+    monkeypatch.setattr(loop, "save_checkpoint", killed_after_last_pt)
     with pytest.raises(KeyboardInterrupt):
         BT.train_baseline(model, data, tmp_path, epochs=2, lr=0.01, batch_size=8, max_steps=2, progress=False)
-    monkeypatch.setattr(BT, "save_baseline", real)
-    with pytest.raises(ValueError, match=r"another recipe \(differs in \['epochs', 'lr'\]\)"):
+    monkeypatch.setattr(loop, "save_checkpoint", real)
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['epochs', 'lr'\]\)"):
         BT.train_baseline(model, data, tmp_path, epochs=3, lr=0.02, batch_size=8, max_steps=2, progress=False)
     BT.train_baseline(model, data, tmp_path, epochs=2, lr=0.01, batch_size=8, max_steps=2, progress=False)   # resumes
 
@@ -199,7 +200,7 @@ def test_converged_runs_lists_finished_and_running_runs_and_notes_their_files(tm
     from sedge.models.config import model_config
     from sedge.pipeline.experiments import converged_runs
     from sedge.models.model import build_model
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model = build_model(model_config("tiny", n_classes=3))
     meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
     hist = [{"epoch": 1, "val_acc": 0.5, "train_acc": 0.4, "seconds": 1.0}]
@@ -224,7 +225,7 @@ def test_a_chapter_that_lists_runs_is_stale_once_a_run_folder_appears(tmp_path, 
     from sedge.models.config import model_config
     from sedge.models.model import build_model
     from sedge.pipeline.experiments import converged_runs
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     model = build_model(model_config("tiny", n_classes=2))
     runs = tmp_path / "runs"
 
@@ -251,7 +252,7 @@ def test_a_chapter_that_loads_a_run_is_stale_once_the_run_is_retrained(tmp_path,
     from sedge.models.config import model_config
     from sedge.pipeline.experiments import load_run
     from sedge.models.model import build_model
-    from sedge.training.train import save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
     meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0)}
     log = tmp_path / "log.jsonl"
     monkeypatch.setenv("SEDGE_STAGE_LOG", str(log))

@@ -11,7 +11,9 @@ import torch
 
 from sedge.cli import main as cli_main
 from sedge.models.config import TrainConfig
-from sedge.training.train import cosine_with_warmup, decoder_orthogonality, load_checkpoint, save_checkpoint, train
+from sedge.training.checkpoints import load_checkpoint, save_checkpoint
+from sedge.training.loop import cosine_with_warmup
+from sedge.training.train import decoder_orthogonality, train
 from sedge.models.model import build_model
 
 from helpers import MICRO, toy_data
@@ -64,7 +66,7 @@ def test_train_selects_on_validation_and_tests_once(tmp_path):
 def crash_on_last_pt_write(monkeypatch, n: int):
     """Make the n-th write of last.pt raise KeyboardInterrupt right after it is written (a kill at
     that point); returns a function that undoes it."""
-    import sedge.training.train as T
+    import sedge.training.loop as T
     real_save = T.save_checkpoint
     calls = {"n": 0}
 
@@ -164,6 +166,32 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
+def test_one_checkpoint_format_for_every_family(tmp_path):
+    """S-Edge and baseline checkpoints share one versioned format and one reader; a family-specific
+    loader refuses the other family, and a file of a newer format version is refused by name."""
+    from sedge.training.baselines import build_baseline, load_baseline
+    from sedge.training.checkpoints import CHECKPOINT_VERSION, read_checkpoint
+    meta = {"classes": ["a", "b", "c"], "norm": (0.0, 1.0), "data": "toy"}
+    save_checkpoint(tmp_path / "s.pt", build_model(MICRO, seed=0), meta, epoch=1, val_acc=0.5)
+    cnn = build_baseline("transformer", n_classes=3, frame=40, d_model=16, heads=2, ff=16, layers=1)
+    save_checkpoint(tmp_path / "b.pt", cnn, meta, epoch=1, val_acc=0.5)
+    for name, family in (("s.pt", "sedge"), ("b.pt", "transformer")):
+        ck = read_checkpoint(tmp_path / name)
+        assert ck.family == family and ck.meta["version"] == CHECKPOINT_VERSION and ck.meta["family"] == family
+        assert ck.model(torch.randn(2, 400)).shape == (2, 3)
+    with pytest.raises(ValueError, match="s.pt: an S-Edge checkpoint, where a baseline"):
+        load_baseline(tmp_path / "s.pt")
+    with pytest.raises(ValueError, match="b.pt: a transformer checkpoint, where an S-Edge one"):
+        load_checkpoint(tmp_path / "b.pt")
+    blob = torch.load(tmp_path / "s.pt", weights_only=False)
+    torch.save({**blob, "version": CHECKPOINT_VERSION + 1}, tmp_path / "new.pt")
+    with pytest.raises(ValueError, match=f"new.pt: format version {CHECKPOINT_VERSION + 1}"):
+        read_checkpoint(tmp_path / "new.pt")
+    old = {k: v for k, v in torch.load(tmp_path / "b.pt", weights_only=False).items() if k not in ("version", "family")}
+    torch.save(old, tmp_path / "v1.pt")                    # a baseline file of format 1 (no version, no family)
+    assert read_checkpoint(tmp_path / "v1.pt").family == "transformer"
+
+
 def test_evaluate_cli_on_a_speech_commands_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
     data = toy_data(length=16000)
@@ -197,6 +225,66 @@ def test_cost_cli(capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["params_paper"] == 8413 and r["step_scale"] == [1, 9, 54]
     assert cli_main(["cost", "--model", "tiny", "--step-scale", "1,3,4"]) == 2
+
+
+DDP_WORKER = """
+import sys, torch
+sys.path.insert(0, {tests!r})
+import torch.distributed as dist
+from helpers import MICRO, toy_data
+from sedge.models.config import TrainConfig
+from sedge.training.baselines import build_baseline, train_baseline
+from sedge.training.train import train
+torch.set_num_threads(1)
+dist.init_process_group("gloo")
+rank, seen = dist.get_rank(), {{}}
+DDP = torch.nn.parallel.DistributedDataParallel
+class Recording(DDP):                                   # keeps each rank's own model to save it below
+    def __init__(self, module, *a, **k):
+        super().__init__(module, *a, **k)
+        seen["model"] = module
+torch.nn.parallel.DistributedDataParallel = Recording
+data = toy_data()
+cfg = TrainConfig(epochs=2, batch_size=4, warmup_steps=2, lr=0.01, max_steps_per_epoch=3)
+train(MICRO, data, cfg, {out!r} + "/sedge", progress=False, freeze_norm=True)
+torch.save(seen["model"].state_dict(), {out!r} + f"/sedge_rank{{rank}}.pt")
+net = build_baseline("transformer", n_classes=3, frame=40, d_model=16, heads=2, ff=16, layers=1, dropout=0.0)
+train_baseline(net, data, {out!r} + "/transformer", epochs=2, lr=0.01, batch_size=4, max_steps=3, progress=False)
+torch.save(seen["model"].state_dict(), {out!r} + f"/transformer_rank{{rank}}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_ddp_ranks_agree_and_equal_one_process_on_the_same_global_batches(tmp_path):
+    """The one loop under torchrun (2 gloo processes, a free port): both ranks end with the same
+    weights, and those equal a single-process run whose batch is the global batch (batch size 2 × 4),
+    for S-Edge (BatchNorm frozen: per-rank batch statistics would differ) and for a baseline."""
+    from sedge.training.baselines import build_baseline, train_baseline
+    script = tmp_path / "worker.py"
+    script.write_text(DDP_WORKER.format(tests=str(REPO / "tests"), out=str(tmp_path)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    data = toy_data()
+    train(MICRO, data, TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01, max_steps_per_epoch=3),
+          tmp_path / "one_sedge", progress=False, freeze_norm=True)
+    net = build_baseline("transformer", n_classes=3, frame=40, d_model=16, heads=2, ff=16, layers=1, dropout=0.0)
+    train_baseline(net, data, tmp_path / "one_transformer", epochs=2, lr=0.01, batch_size=8, max_steps=3, progress=False)
+    for family in ("sedge", "transformer"):
+        r0 = torch.load(tmp_path / f"{family}_rank0.pt")
+        r1 = torch.load(tmp_path / f"{family}_rank1.pt")
+        one = torch.load(tmp_path / f"one_{family}" / "last.pt", weights_only=False)["state_dict"]
+        assert all(torch.equal(r0[k], r1[k]) for k in r0), family
+        start = build_model(MICRO, seed=1234).state_dict() if family == "sedge" else None
+        if start is not None:
+            assert any(not torch.allclose(r0[k].float(), start[k].float()) for k in r0)   # it did train
+        for k in r0:
+            a, b = r0[k].float(), one[k].float()
+            if k.endswith("self_attn.in_proj_bias"):     # the key bias (rows 16-31): softmax is invariant to it, so
+                a, b = a[torch.arange(48) // 16 != 1], b[torch.arange(48) // 16 != 1]  # its gradient is rounding
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (family, k)              # noise that Adam normalises
+        assert json.loads((tmp_path / family / "summary.json").read_text())["world_size"] == 2
 
 
 def test_torchrun_ddp_two_gloo_processes(tmp_path):

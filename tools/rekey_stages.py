@@ -14,6 +14,7 @@ results (say which in ``--because``); otherwise let the stages recompute.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import subprocess
 import tempfile
@@ -29,13 +30,28 @@ CODE_LISTS = {"train": TRAIN_CODE, "prune": PRUNE_CODE, "baseline": BASELINE_COD
               "convexity": CONVEXITY_CODE, "compress": COMPRESS_CODE}
 
 
+def code_lists_at(tree: Path) -> dict[str, tuple[str, ...]]:
+    """The stage code lists (``TRAIN_CODE``, …) as the sources under ``tree`` define them: the roots a
+    stage ran may change with the code (a module split in two), so the old fingerprint needs the old lists."""
+    names = {v: k for k, v in {"train": "TRAIN_CODE", "prune": "PRUNE_CODE", "baseline": "BASELINE_CODE",
+                                "filter": "FILTER_CODE", "convexity": "CONVEXITY_CODE", "compress": "COMPRESS_CODE"}.items()}
+    found: dict[str, tuple[str, ...]] = {}
+    for module in ("experiments", "baseline_experiments"):
+        for node in ast.parse((tree / "sedge" / "pipeline" / f"{module}.py").read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and getattr(node.targets[0], "id", None) in names:
+                found[names[node.targets[0].id]] = tuple(ast.literal_eval(node.value))
+    return found
+
+
 def changed_fingerprints(old_rev: str) -> dict[str, str]:
     """{old fingerprint: new fingerprint} for every stage code list whose fingerprint changed."""
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "old"
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(tree), old_rev], check=True)
         try:
-            pairs = {name: (fingerprint(roots, root=tree), fingerprint(roots)) for name, roots in CODE_LISTS.items()}
+            old_lists = code_lists_at(tree)
+            pairs = {name: (fingerprint(old_lists[name], root=tree), fingerprint(roots))
+                     for name, roots in CODE_LISTS.items()}
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
     for name, (old, new) in pairs.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 from sedge.data import load_data
 from sedge.paths import atomic_write_json, portable
 from sedge.pipeline.stages import begin, commit, finished, stage_key
-from sedge.training.train import accuracy, predict
+from sedge.training.evaluation import accuracy, predict
 from sedge.models.dcase_cnn import conv_macs, keras_param_count
 from sedge.compress.filter_pruning import prune_filters, redundant_filters
 from sedge.training.baselines import build_baseline, load_baseline, train_baseline
@@ -114,7 +114,7 @@ def convexity_pruned_run(run_dir: str | Path, data_spec: str, family: str, *, ep
     fine-tuning with validation selection. Cached in ``run_dir/convexity``."""
     from sedge.models.cost import layer_shapes, paper_params
     from sedge.pipeline.experiments import finetuned_run
-    from sedge.training.train import load_checkpoint, save_checkpoint
+    from sedge.training.checkpoints import load_checkpoint, save_checkpoint
     from sedge.compress.layer_pruning import convexity_profile, layers_to_keep, truncate_sedge, truncate_transformer
     if family not in ("sedge", "transformer"):
         raise ValueError(f"family must be 'sedge' or 'transformer', got {family!r}")

@@ -17,14 +17,15 @@ from sedge.data import load_data
 from sedge.paths import REPO, atomic_write_json, portable
 from sedge.pipeline.stages import (StageMissing, begin, commit, environment, file_digest, finished, machine_bound_only,
                                    note_listing_read, note_run_read, stage_key)
-from sedge.training.train import load_checkpoint, train
+from sedge.training.checkpoints import load_checkpoint
+from sedge.training.train import train
 
 __all__ = ["PAPER_TEST_ACC", "StageMissing", "converged_runs", "file_digest", "trained_run", "load_run", "prune_checkpoint", "pruned_run",
            "finetuned_run", "memo_path", "run_dir_for", "stages_readonly"]
 
 #: The library code each kind of stage runs (its key holds their fingerprint).
 TRAIN_CODE = ("sedge.training.train",)
-PRUNE_CODE = ("sedge.compress.pruning", "sedge.models.cost", "sedge.training.train")
+PRUNE_CODE = ("sedge.compress.pruning", "sedge.models.cost", "sedge.training.checkpoints", "sedge.training.evaluation")
 
 
 def run_dir_for(root: str | Path, data_tag: str, model: str) -> Path:
@@ -170,7 +171,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
     from sedge.models.cost import cost_report
     from sedge.compress.pruning import prune
     from sedge.paths import atomic_write_csv
-    from sedge.training.train import accuracy, predict, save_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
+    from sedge.training.evaluation import accuracy, predict
     out = Path(out)
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "budget_pp": budget_pp, "objective": objective,
               "step": step, "step_fraction": step_fraction, "method": method, "max_val": max_val}
