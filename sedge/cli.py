@@ -55,6 +55,8 @@ def check_arguments(a: argparse.Namespace) -> None:
         _require(a.budget >= 0, f"--budget must be ≥ 0 accuracy points, got {a.budget}")
     if getattr(a, "step_fraction", None) is not None:
         _require(0 <= a.step_fraction < 1, f"--step-fraction must be in [0, 1), got {a.step_fraction}")
+    if getattr(a, "screen", None) is not None:
+        _require(a.screen >= 0, f"--screen must be ≥ 0 validation clips (0: no screening), got {a.screen}")
     if getattr(a, "checkpoint_minutes", None) is not None:
         _require(a.checkpoint_minutes >= 0, f"--checkpoint-minutes must be ≥ 0, got {a.checkpoint_minutes}")
     if a.command == "reduce" and a.method == "data":
@@ -170,7 +172,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from sedge.pipeline.experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
                                step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
-                               device=a.device,
+                               device=a.device, screen=a.screen,
                                **({} if a.gramian_clips is None else {"gramian_clips": a.gramian_clips}))
     summary.pop("steps")
     print(json.dumps(summary, indent=1))
@@ -381,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
                         "than --step (fewer rounds on big models)")
     q.add_argument("--method", default="truncate", choices=["truncate", "matchdc", "data"], help=METHOD_HELP)
     q.add_argument("--gramian-clips", type=int, default=None, help=GRAMIAN_HELP)
+    q.add_argument("--screen", type=int, default=0,
+                   help="rank each round's candidates on this many validation clips (a seeded random subset) "
+                        "before confirming them on the whole split, one at a time, best first: fewer whole-split "
+                        "evaluations, every accepted step still confirmed (default 0: every candidate on the "
+                        "whole split, the book's exact greedy search)")
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
     q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
     q.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -125,6 +125,32 @@ def test_memo_and_stored_inputs_do_not_change_the_search(trained):
     assert tighter.evaluated < plain.evaluated
 
 
+@pytest.mark.parametrize("budget", [0.0, 5.0, 100.0])
+def test_a_screened_search_confirms_every_step_on_the_whole_split(trained, budget):
+    """Screening on a subset only orders the whole-split confirmations: every accepted step's accuracy
+    is the whole split's (the exact search's value for that configuration) and within the budget, the
+    final model is measured, and no more whole-split evaluations are made than by the exact search."""
+    model, x, y = trained
+    exact_memo: dict = {}
+    exact = prune(model, x, y, budget_pp=budget, progress=False, memo=exact_memo, step=2)
+    memo: dict = {}
+    res = prune(model, x, y, budget_pp=budget, progress=False, memo=memo, step=2, screen=12, screen_seed=3)
+    assert any(k.startswith("screen12.3|") for k in memo)
+    assert res.evaluated <= exact.evaluated
+    whole = {k: v for k, v in memo.items() if "|" not in k}
+    assert len(whole) == res.evaluated
+    with torch.no_grad():
+        final = 100 * float((res.model(x).argmax(1) == y).float().mean())
+    assert final == pytest.approx(res.steps[-1].val_acc)
+    for s in res.steps:
+        assert res.baseline_val_acc - s.val_acc <= budget + 1e-9
+    for k, v in whole.items():                                # the same numbers the exact search computes
+        if k in exact_memo:
+            assert v == exact_memo[k]
+    if budget == 100.0:                                       # nothing breaks the budget: both reach the minimum
+        assert [l.P for l in res.model.layers] == [l.P for l in exact.model.layers]
+
+
 def test_step_fraction_sets_the_move_size(trained):
     model, x, y = trained
     res = prune(model, x, y, budget_pp=100.0, step_fraction=0.5, progress=False)

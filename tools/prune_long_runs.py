@@ -41,6 +41,9 @@ def main() -> None:
     ap.add_argument("--method", default="truncate", choices=["truncate", "data"],
                     help="'truncate': the paper's balanced truncation; 'data': weighted by the layers' state "
                          "moments on 128 training clips (ours; the iterative-pruning chapter)")
+    ap.add_argument("--screen", type=int, default=0,
+                    help="rank candidates on this many validation clips before confirming them on all "
+                         "(default 0: the exact search)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -54,7 +57,7 @@ def main() -> None:
         for budget in args.budgets:
             print(f"{model}: {run['run_dir']} at {budget:g} pp", flush=True)
             s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction,
-                           method=args.method)
+                           method=args.method, screen=args.screen)
             rows.append((model, run["run_dir"].name, budget, s))
     print(f"method {args.method}, moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
     print("| model | run | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | search min |")

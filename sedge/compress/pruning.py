@@ -9,7 +9,9 @@ Greedy loop over the validation split:
 2. all candidates of a round are evaluated in one pass over the validation clips, in small chunks
    (cache-friendly): each candidate recomputes only from its own layer onward, from the current
    model's layer inputs, which are kept in memory across rounds when they fit in ``cache_gb`` and
-   updated from the accepted layer on;
+   updated from the accepted layer on (else recomputed, up to the deepest candidate's layer only);
+   with ``screen`` the new candidates are ranked on a subset of the clips first and confirmed on
+   the whole split one at a time, best first, until one is within the budget;
 3. the candidate with the best saving per accuracy point lost is accepted while the cumulative
    drop from the unpruned model stays within the budget; a layer whose next move breaks the
    budget is frozen; the search stops when every layer is frozen or at its minimum order.
@@ -109,21 +111,24 @@ class _LayerInputs:
         self.keep = elems * x.element_size() <= cache_gb * 1e9
         self.stored: list[list[torch.Tensor]] | None = None
 
-    def _compute(self, xb: torch.Tensor) -> list[torch.Tensor]:
-        h, inputs = xb.unsqueeze(-1), []
-        for layer in self.model.layers:
-            inputs.append(h)
+    def _compute(self, xb: torch.Tensor, upto: int) -> list[torch.Tensor]:
+        """The inputs of layers 0 … ``upto`` (running layers 0 … upto − 1 only)."""
+        h, inputs = xb.unsqueeze(-1), [xb.unsqueeze(-1)]
+        for layer in self.model.layers[:upto]:
             h = layer(h)
+            inputs.append(h)
         return inputs
 
-    def __iter__(self):
+    def chunks(self, upto: int | None = None):
+        """(first clip, [input of layer 0, …, input of layer ``upto``]) per chunk (all layers if stored)."""
+        last = len(self.model.layers) - 1
         if self.keep and self.stored is None:
-            self.stored = [self._compute(self.x[s:s + self.chunk]) for s in range(0, len(self.x), self.chunk)]
+            self.stored = [self._compute(self.x[s:s + self.chunk], last) for s in range(0, len(self.x), self.chunk)]
         if self.stored is not None:
             yield from ((s, inp) for s, inp in zip(range(0, len(self.x), self.chunk), self.stored))
         else:
             for s in range(0, len(self.x), self.chunk):
-                yield s, self._compute(self.x[s:s + self.chunk])
+                yield s, self._compute(self.x[s:s + self.chunk], last if upto is None else upto)
 
     @torch.no_grad()
     def replaced(self, i: int) -> None:
@@ -151,7 +156,8 @@ def _evaluate_candidates(model, candidates: dict[int, torch.nn.Module], x: torch
     def n_correct(h, yb):
         return int((model.decoder(h.mean(1)).argmax(1) == yb).sum())
 
-    for start, inp in inputs:
+    upto = len(layers) - 1 if base or not candidates else max(candidates)    # no layer past the deepest needed
+    for start, inp in inputs.chunks(upto):
         yb = y[start:start + len(inp[0])]
         if base:
             correct_base += n_correct(layers[-1](inp[-1]), yb)
@@ -164,12 +170,61 @@ def _evaluate_candidates(model, candidates: dict[int, torch.nn.Module], x: torch
     return (100.0 * correct_base / n if base else math.nan), {i: 100.0 * c / n for i, c in correct.items()}
 
 
+class _Screen:
+    """A fixed random subset of the validation clips (``n`` of them, drawn with ``seed``) on which the
+    candidates of a round are ranked before they are confirmed on the whole split. Its accuracies
+    are kept in the same memo under keys prefixed ``screen<n>.<seed>|``."""
+
+    def __init__(self, model, x: torch.Tensor, y: torch.Tensor, n: int, seed: int, chunk: int, cache_gb: float):
+        idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:n].sort().values.to(x.device)
+        self.model, self.x, self.y, self.chunk = model, x[idx], y[idx], chunk
+        self.inputs = _LayerInputs(model, self.x, chunk, cache_gb)
+        self.prefix = f"screen{n}.{seed}|"
+
+    def confirm(self, todo: dict[int, torch.nn.Module], keys: dict[int, str], memo: dict[str, float], current_key: str,
+                current_acc: float, base_acc: float, budget_pp: float, x_full: torch.Tensor, y_full: torch.Tensor,
+                inputs: "_LayerInputs", saving: Callable[[int], float]) -> int:
+        """Screen ``todo`` (layer → candidate), then confirm candidates on the whole split, best estimated
+        score first (candidates estimated beyond the budget last), until one is within the budget; the
+        whole-split accuracies go to ``memo`` under ``keys``. Returns the number of whole-split evaluations."""
+        p = self.prefix
+        new = {i: c for i, c in todo.items() if p + keys[i] not in memo}
+        if new or p + current_key not in memo:
+            base, accs = _evaluate_candidates(self.model, new, self.x, self.y, self.chunk, self.inputs,
+                                              base=p + current_key not in memo)
+            memo.update({p + keys[i]: a for i, a in accs.items()})
+            if not math.isnan(base):
+                memo[p + current_key] = base
+        estimate = {i: current_acc + memo[p + keys[i]] - memo[p + current_key] for i in todo}
+
+        def rank(i: int) -> tuple[bool, float]:
+            within = base_acc - estimate[i] <= budget_pp + 1e-9
+            return (within, saving(i) / (max(current_acc - estimate[i], 0.0) + 1e-3))
+        confirmed = 0
+        for i in sorted(todo, key=rank, reverse=True):
+            _, acc = _evaluate_candidates(self.model, {i: todo[i]}, x_full, y_full, self.chunk, inputs, base=False)
+            memo[keys[i]] = acc[i]
+            confirmed += 1
+            if base_acc - acc[i] <= budget_pp + 1e-9 and saving(i) > 0:
+                break
+        return confirmed
+
+
 def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.5, objective: str = "params",
           step: int = 1, method: str = "truncate", chunk: int = 4, progress: bool = True,
           min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
           cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
-          device: str | torch.device = "cpu", gramians: list | None = None) -> PruneResult:
+          device: str | torch.device = "cpu", gramians: list | None = None, screen: int = 0,
+          screen_seed: int = 0) -> PruneResult:
     """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
+
+    ``screen`` > 0 (and below the number of validation clips): each round's new candidates are first
+    evaluated on ``screen`` validation clips drawn at random (``screen_seed``), then confirmed on the
+    whole split one at a time, best estimated score first (estimate: the confirmed accuracy of the
+    current model plus the candidate's change on the screened clips), until one is within the budget;
+    that one (or a better one already in the memo) is accepted. A layer is frozen only by a whole-split
+    accuracy beyond the budget, so every accepted step and the final model are confirmed on the whole
+    split; only the order in which candidates are confirmed comes from the screen (:class:`_Screen`).
 
     ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
     read and extended, and ``on_round(memo)`` is called after every round (to save it). ``method``
@@ -197,6 +252,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     moves = [max(step, math.ceil(step_fraction * p)) for p in requested]
     frozen = [False] * len(requested)
     inputs = _LayerInputs(model, x_val, chunk, cache_gb)
+    screened = _Screen(model, x_val, y_val, screen, screen_seed, chunk, cache_gb) if 0 < screen < len(x_val) else None
     evaluated, unstable = 0, []
     key = memo_key(method, requested)
     if key not in memo:
@@ -222,16 +278,21 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 frozen[i] = True
                 del keys[i]
                 unstable.append((i, requested[i] - moves[i]))
+        shapes = layer_shapes(model)
+        cost_now = _cost(shapes, model, objective)
         todo = {i: c for i, c in cands.items() if keys[i] not in memo}
-        if todo:
+        if todo and screened is not None:
+            evaluated += screened.confirm(todo, keys, memo, memo_key(method, requested), current_acc, base_acc,
+                                          budget_pp, x_val, y_val, inputs,
+                                          lambda i: cost_now - _cost(shapes[:i] + [layer_shape(cands[i])] + shapes[i + 1:],
+                                                                     model, objective))
+        elif todo:
             _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
             memo.update({keys[i]: acc for i, acc in new.items()})
             evaluated += len(todo)
-            if on_round:
-                on_round(memo)
-        accs = {i: memo[k] for i, k in keys.items()}
-        shapes = layer_shapes(model)
-        cost_now = _cost(shapes, model, objective)
+        if todo and on_round:
+            on_round(memo)
+        accs = {i: memo[k] for i, k in keys.items() if k in memo}     # screened: the confirmed candidates
         best, best_score = None, -math.inf
         for i, acc in accs.items():
             if base_acc - acc > budget_pp + 1e-9:    # cumulative drop beyond the budget: freeze
@@ -250,6 +311,8 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
             continue
         model.layers[best] = cands[best]
         inputs.replaced(best)
+        if screened is not None:
+            screened.inputs.replaced(best)
         requested[best] -= moves[best]
         current_acc = accs[best]
         result.steps.append(_record(model, best, current_acc))
