@@ -298,3 +298,20 @@ def test_torchrun_ddp_two_gloo_processes(tmp_path):
     summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs"] == 1
     assert (tmp_path / "ddp" / "best.pt").exists()
+
+
+def test_every_committed_checkpoint_is_read_by_the_one_reader_and_costed():
+    """`sedge evaluate`, `cost` and `export` read checkpoints through read_checkpoint: every committed
+    best.pt / pruned.pt (S-Edge and every baseline family) must load, and `sedge cost` count it."""
+    from sedge.training.checkpoint_cost import checkpoint_cost
+    from sedge.training.checkpoints import FAMILIES, read_checkpoint
+    out = subprocess.run(["git", "-C", str(REPO), "ls-files", "checkpoints"], capture_output=True, text=True, check=True)
+    paths = [REPO / p for p in out.stdout.split() if p.endswith((".pt",)) and not p.endswith("last.pt")]
+    assert len(paths) > 50
+    families = set()
+    for p in paths:
+        ck = read_checkpoint(p)
+        assert ck.family in FAMILIES and ck.meta.get("classes"), p
+        assert checkpoint_cost(ck)["params"] > 0, p
+        families.add(ck.family)
+    assert families == set(FAMILIES)

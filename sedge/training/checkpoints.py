@@ -83,9 +83,15 @@ def _load_blob(path: Path) -> dict:
 
 
 def _rebuild_sedge(blob: dict, path: Path) -> torch.nn.Module:
+    import dataclasses
+
     from sedge.models.config import ModelConfig
     from sedge.models.model import build_model
-    model = build_model(ModelConfig.from_dict(blob["model_cfg"]))
+    cfg = ModelConfig.from_dict(blob["model_cfg"])
+    # the weights replace every initial value: build with an initialisation valid for any order (S5's
+    # needs P divisible by 4, which a pruned layer need not be), then restore the configuration
+    model = build_model(dataclasses.replace(cfg, init="orthogonal"))
+    model.cfg = cfg
     for i, layer in enumerate(model.layers):             # matched-DC reduced layers carry a feed-through D
         D = blob["state_dict"].get(f"layers.{i}.feedthrough")
         if D is not None:
