@@ -59,7 +59,8 @@ elif which == "screened":
     memo = {}
     res = prune(model, xv, yv, budget_pp=0.5, step_fraction=0.125, progress=False, memo=memo, screen=screen)
     exact = json.loads((run["run_dir"] / "prune" / "params_truncate_b0.5_s1_f0.125_vall" / "summary.json").read_text())
-    print(json.dumps({"run": str(run["run_dir"]), "clips": len(xv), "screen": screen, "seconds": res.seconds,
+    from sedge.paths import portable
+    print(json.dumps({"run": portable(run["run_dir"]), "clips": len(xv), "screen": screen, "seconds": res.seconds,
                       "whole_split_evaluations": res.evaluated, "steps": len(res.steps) - 1,
                       "states": [l.P for l in res.model.layers], "params": [res.steps[0].params, res.steps[-1].params],
                       "val_acc": [res.baseline_val_acc, res.steps[-1].val_acc],
