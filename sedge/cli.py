@@ -57,6 +57,10 @@ def check_arguments(a: argparse.Namespace) -> None:
         _require(0 <= a.step_fraction < 1, f"--step-fraction must be in [0, 1), got {a.step_fraction}")
     if getattr(a, "screen", None) is not None:
         _require(a.screen >= 0, f"--screen must be ≥ 0 validation clips (0: no screening), got {a.screen}")
+    if getattr(a, "batch", None) is not None:
+        _require(a.batch >= 1, f"--batch must be ≥ 1 move per whole-split confirmation, got {a.batch}")
+        _require(a.batch == 1 or a.screen > 0, f"--batch {a.batch} takes moves on the screen's estimates: "
+                                               "give --screen N (N > 0 validation clips) too")
     if getattr(a, "checkpoint_minutes", None) is not None:
         _require(a.checkpoint_minutes >= 0, f"--checkpoint-minutes must be ≥ 0, got {a.checkpoint_minutes}")
     if a.command == "reduce" and a.method == "data":
@@ -172,7 +176,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from sedge.pipeline.experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
                                step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
-                               device=a.device, screen=a.screen,
+                               device=a.device, screen=a.screen, batch=a.batch,
                                **({} if a.gramian_clips is None else {"gramian_clips": a.gramian_clips}))
     summary.pop("steps")
     print(json.dumps(summary, indent=1))
@@ -388,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
                         "before confirming them on the whole split, one at a time, best first: fewer whole-split "
                         "evaluations, every accepted step still confirmed (default 0: every candidate on the "
                         "whole split, the book's exact greedy search)")
+    q.add_argument("--batch", type=int, default=1,
+                   help="with --screen: take up to this many moves on the screen's estimates alone and confirm "
+                        "where they end with one whole-split evaluation (halved on failure); the steps inside "
+                        "a batch are recorded unmeasured (default 1: every step confirmed)")
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
     q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
     q.add_argument("--device", default="auto", help=DEVICE_HELP)

@@ -171,6 +171,8 @@ def test_train_no_rzoh_switches_the_hold_off_in_the_model_configuration(flag, rz
     (["reduce", "--checkpoint", "x.pt", "--states", "4,-,-", "--method", "data"], "give --data"),
     (["prune", "--checkpoint", "x.pt", "--method", "data", "--gramian-clips", "0"], "--gramian-clips must be ≥ 1"),
     (["prune", "--checkpoint", "x.pt", "--screen", "-5"], "--screen must be ≥ 0 validation clips"),
+    (["prune", "--checkpoint", "x.pt", "--screen", "32", "--batch", "0"], "--batch must be ≥ 1"),
+    (["prune", "--checkpoint", "x.pt", "--batch", "4"], "give --screen N"),
 ])
 def test_data_weighted_reduction_options_are_checked_first(args, message, tmp_path, capsys):
     out = tmp_path / "out"

@@ -151,6 +151,40 @@ def test_a_screened_search_confirms_every_step_on_the_whole_split(trained, budge
         assert [l.P for l in res.model.layers] == [l.P for l in exact.model.layers]
 
 
+@pytest.mark.parametrize("budget", [0.0, 5.0, 100.0])
+def test_a_batched_search_measures_where_each_batch_ends(trained, budget):
+    """Moves taken on the screen alone and confirmed together: every measured step is a whole-split
+    accuracy (the exact search's number for that configuration) within the budget, the steps left
+    unmeasured lie inside a batch (the last step is always measured, and is the final model's), and a
+    batch of one move is the screened search itself."""
+    import math
+    model, x, y = trained
+    exact_memo: dict = {}
+    exact = prune(model, x, y, budget_pp=budget, progress=False, memo=exact_memo, step=2)
+    single = prune(model, x, y, budget_pp=budget, progress=False, memo={}, step=2, screen=12, screen_seed=3)
+    same = prune(model, x, y, budget_pp=budget, progress=False, memo={}, step=2, screen=12, screen_seed=3, batch=1)
+    assert [s.states for s in same.steps] == [s.states for s in single.steps]
+    memo: dict = {}
+    res = prune(model, x, y, budget_pp=budget, progress=False, memo=memo, step=2, screen=12, screen_seed=3, batch=4)
+    whole = {k: v for k, v in memo.items() if "|" not in k}
+    assert len(whole) == res.evaluated
+    with torch.no_grad():
+        final = 100 * float((res.model(x).argmax(1) == y).float().mean())
+    assert final == pytest.approx(res.steps[-1].val_acc)
+    for prev, s in zip(res.steps, res.steps[1:]):              # one move of one layer per recorded step
+        assert sum(a != b for a, b in zip(prev.states, s.states)) == 1
+    for s in res.steps:
+        if not math.isnan(s.val_acc):
+            assert res.baseline_val_acc - s.val_acc <= budget + 1e-9
+            key = "truncate:" + ",".join(map(str, s.states))
+            assert key not in exact_memo or exact_memo[key] == s.val_acc
+    if budget == 100.0:                                       # nothing breaks the budget: batches of four moves
+        assert [l.P for l in res.model.layers] == [l.P for l in exact.model.layers]
+        assert any(math.isnan(s.val_acc) for s in res.steps) and res.evaluated < single.evaluated
+    with pytest.raises(ReductionError, match="batch"):
+        prune(model, x, y, batch=0)
+
+
 def test_step_fraction_sets_the_move_size(trained):
     model, x, y = trained
     res = prune(model, x, y, budget_pp=100.0, step_fraction=0.5, progress=False)

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--screen", type=int, default=0,
                     help="rank candidates on this many validation clips before confirming them on all "
                          "(default 0: the exact search)")
+    ap.add_argument("--batch", type=int, default=1,
+                    help="with --screen: moves confirmed together on the whole split (default 1)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -57,7 +59,7 @@ def main() -> None:
         for budget in args.budgets:
             print(f"{model}: {run['run_dir']} at {budget:g} pp", flush=True)
             s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction,
-                           method=args.method, screen=args.screen)
+                           method=args.method, screen=args.screen, batch=args.batch)
             rows.append((model, run["run_dir"].name, budget, s))
     print(f"method {args.method}, moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
     print("| model | run | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | search min |")

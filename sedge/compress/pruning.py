@@ -11,7 +11,8 @@ Greedy loop over the validation split:
    model's layer inputs, which are kept in memory across rounds when they fit in ``cache_gb`` and
    updated from the accepted layer on (else recomputed, up to the deepest candidate's layer only);
    with ``screen`` the new candidates are ranked on a subset of the clips first and confirmed on
-   the whole split one at a time, best first, until one is within the budget;
+   the whole split one at a time, best first, until one is within the budget (and with ``batch``,
+   several moves are taken on the subset's estimates and confirmed together where they end);
 3. the candidate with the best saving per accuracy point lost is accepted while the cumulative
    drop from the unpruned model stays within the budget; a layer whose next move breaks the
    budget is frozen; the search stops when every layer is frozen or at its minimum order.
@@ -76,6 +77,11 @@ def _record(model, layer: int | None, acc: float) -> PruneStep:
     shapes = layer_shapes(model)
     return PruneStep(layer, [l.P for l in model.layers], _cost(shapes, model, "params"),
                      _cost(shapes, model, "macs"), acc)
+
+
+def _score(saving: float, from_acc: float, acc: float) -> float:
+    """Pruning score of a move: cost saved per accuracy point lost, saving / (max(from − acc, 0) + 10⁻³)."""
+    return saving / (max(from_acc - acc, 0.0) + 1e-3)
 
 
 def memo_key(method: str, requested: list[int]) -> str:
@@ -181,12 +187,10 @@ class _Screen:
         self.inputs = _LayerInputs(model, self.x, chunk, cache_gb)
         self.prefix = f"screen{n}.{seed}|"
 
-    def confirm(self, todo: dict[int, torch.nn.Module], keys: dict[int, str], memo: dict[str, float], current_key: str,
-                current_acc: float, base_acc: float, budget_pp: float, x_full: torch.Tensor, y_full: torch.Tensor,
-                inputs: "_LayerInputs", saving: Callable[[int], float]) -> int:
-        """Screen ``todo`` (layer → candidate), then confirm candidates on the whole split, best estimated
-        score first (candidates estimated beyond the budget last), until one is within the budget; the
-        whole-split accuracies go to ``memo`` under ``keys``. Returns the number of whole-split evaluations."""
+    def screen(self, todo: dict[int, torch.nn.Module], keys: dict[int, str], memo: dict[str, float],
+               current_key: str) -> None:
+        """Accuracies on the screened clips of the model's current configuration (``current_key``) and of
+        each candidate in ``todo`` (layer → candidate), into ``memo`` under the prefix, unless known."""
         p = self.prefix
         new = {i: c for i, c in todo.items() if p + keys[i] not in memo}
         if new or p + current_key not in memo:
@@ -195,19 +199,96 @@ class _Screen:
             memo.update({p + keys[i]: a for i, a in accs.items()})
             if not math.isnan(base):
                 memo[p + current_key] = base
+
+    def confirm(self, todo: dict[int, torch.nn.Module], keys: dict[int, str], memo: dict[str, float], current_key: str,
+                current_acc: float, base_acc: float, budget_pp: float, x_full: torch.Tensor, y_full: torch.Tensor,
+                inputs: "_LayerInputs", saving: Callable[[int], float]) -> int:
+        """Screen ``todo`` (layer → candidate), then confirm on the whole split the candidates estimated
+        within the budget one at a time, best estimated score first, until one is within the budget; if
+        none is, those estimated beyond it all together, in one pass (they share the layers before the
+        shallowest of them). The whole-split accuracies go to ``memo`` under ``keys``. Returns the number
+        of whole-split evaluations (candidates confirmed)."""
+        p = self.prefix
+        self.screen(todo, keys, memo, current_key)
         estimate = {i: current_acc + memo[p + keys[i]] - memo[p + current_key] for i in todo}
 
         def rank(i: int) -> tuple[bool, float]:
             within = base_acc - estimate[i] <= budget_pp + 1e-9
-            return (within, saving(i) / (max(current_acc - estimate[i], 0.0) + 1e-3))
+            return (within, _score(saving(i), current_acc, estimate[i]))
+        order = sorted(todo, key=rank, reverse=True)
         confirmed = 0
-        for i in sorted(todo, key=rank, reverse=True):
+        for i in (i for i in order if rank(i)[0]):
             _, acc = _evaluate_candidates(self.model, {i: todo[i]}, x_full, y_full, self.chunk, inputs, base=False)
             memo[keys[i]] = acc[i]
             confirmed += 1
             if base_acc - acc[i] <= budget_pp + 1e-9 and saving(i) > 0:
-                break
-        return confirmed
+                return confirmed
+        rest = {i: todo[i] for i in order if not rank(i)[0]}      # expected to fail: one pass for all of them
+        if rest:
+            _, accs = _evaluate_candidates(self.model, rest, x_full, y_full, self.chunk, inputs, base=False)
+            memo.update({keys[i]: a for i, a in accs.items()})
+        return confirmed + len(rest)
+
+
+def _speculate(model, screen: _Screen, cache: _CandidateCache, requested: list[int], moves: list[int],
+               frozen: list[bool], min_states: int, method: str, memo: dict[str, float], current_acc: float,
+               base_acc: float, budget_pp: float, batch: int, objective: str,
+               dev: torch.device) -> list[tuple[int, torch.nn.Module, PruneStep]]:
+    """Up to ``batch`` greedy moves from the confirmed configuration ``requested`` taken on the screen's
+    estimates alone: each is the move with the best estimated score among those estimated within the
+    budget. Estimates are lazy: a layer's next move is screened (its change of accuracy on the screened
+    clips) when the path starts and after that layer moves, and that change is taken to hold while
+    other layers move; it is added to the path's own estimate (``current_acc`` plus the path's change
+    on the screened clips). The moves are applied to ``model`` and to the screen's inputs as they are
+    taken; returns (layer, the layer it replaced, the step's record without an accuracy) per move."""
+    p, asked, path = screen.prefix, list(requested), []
+    confirmed = p + memo_key(method, requested)
+    change: dict[int, float] = {}                    # layer → screened change of its next move
+    while len(path) < batch:
+        cands, keys = {}, {}
+        for i in range(len(asked)):
+            if frozen[i] or asked[i] - moves[i] < min_states:
+                continue
+            try:
+                cands[i] = cache.get(i, asked[i] - moves[i]).to(dev)
+            except ReductionError:                   # left to the confirmed round, which raises or freezes
+                continue
+            keys[i] = memo_key(method, asked[:i] + [asked[i] - moves[i]] + asked[i + 1:])
+        if not cands:
+            break
+        here = memo_key(method, asked)
+        fresh = {i: c for i, c in cands.items() if i not in change}
+        screen.screen(fresh, keys, memo, here)
+        change.update({i: memo[p + keys[i]] - memo[p + here] for i in fresh})
+        shapes = layer_shapes(model)
+        cost_now = _cost(shapes, model, objective)
+        estimate_here = current_acc + memo[p + here] - memo[confirmed]
+        best, best_score = None, -math.inf
+        for i, cand in cands.items():
+            estimate = estimate_here + change[i]
+            saving = cost_now - _cost(shapes[:i] + [layer_shape(cand)] + shapes[i + 1:], model, objective)
+            if base_acc - estimate > budget_pp + 1e-9 or saving <= 0:
+                continue
+            score = _score(saving, estimate_here, estimate)
+            if score > best_score:
+                best, best_score = i, score
+        if best is None:
+            break
+        replaced = model.layers[best]
+        model.layers[best] = cands[best]
+        screen.inputs.replaced(best)
+        asked[best] -= moves[best]
+        del change[best]
+        path.append((best, replaced, _record(model, best, math.nan)))
+    return path
+
+
+def _undo(model, screen: _Screen, path: list[tuple[int, torch.nn.Module, PruneStep]], keep: int) -> None:
+    """Take back the moves of ``path`` after the first ``keep`` (latest first), on the model and the screen."""
+    if len(path) > keep:
+        for i, replaced, _ in reversed(path[keep:]):
+            model.layers[i] = replaced
+        screen.inputs.replaced(min(i for i, _, _ in path[keep:]))
 
 
 def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.5, objective: str = "params",
@@ -215,7 +296,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
           min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
           cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
           device: str | torch.device = "cpu", gramians: list | None = None, screen: int = 0,
-          screen_seed: int = 0) -> PruneResult:
+          screen_seed: int = 0, batch: int = 1) -> PruneResult:
     """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
 
     ``screen`` > 0 (and below the number of validation clips): each round's new candidates are first
@@ -225,6 +306,13 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     that one (or a better one already in the memo) is accepted. A layer is frozen only by a whole-split
     accuracy beyond the budget, so every accepted step and the final model are confirmed on the whole
     split; only the order in which candidates are confirmed comes from the screen (:class:`_Screen`).
+
+    ``batch`` > 1 (with ``screen``): each round first takes up to ``batch`` greedy moves on the screen's
+    estimates alone (:func:`_speculate`) and confirms only where they end on the whole split; within the
+    budget, all are accepted at the cost of one whole-split evaluation (their steps are recorded, the
+    intermediate ones with accuracy NaN: not measured); beyond it, the first half is confirmed, and so
+    on; a path of one move goes to the single confirmed round above, which alone freezes layers. Every
+    recorded accuracy, and the final model's, is then still a whole-split accuracy within the budget.
 
     ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
     read and extended, and ``on_round(memo)`` is called after every round (to save it). ``method``
@@ -238,6 +326,8 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
         raise ReductionError(f"step must be ≥ 1 complex state, got {step}")
     if not 0 <= step_fraction < 1:
         raise ReductionError(f"step_fraction must be in [0, 1), got {step_fraction}")
+    if batch < 1:
+        raise ReductionError(f"batch must be ≥ 1 move per confirmation, got {batch}")
     if len(x_val) == 0:
         raise ReductionError("the validation split is empty: pruning needs validation clips")
     if not getattr(model, "layers", None):
@@ -268,6 +358,35 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 for i in range(len(requested)) if not frozen[i]}
         if not keys:
             break
+        if screened is not None and batch > 1:
+            path = _speculate(model, screened, cache, requested, moves, frozen, min_states, method, memo,
+                              current_acc, base_acc, budget_pp, batch, objective, dev)
+            n = len(path)
+            while n >= 2:                            # confirm the path's end on the whole split; halve it on failure
+                _undo(model, screened, path, n)
+                asked = list(requested)
+                for i, _, _ in path[:n]:
+                    asked[i] -= moves[i]
+                end, first = memo_key(method, asked), min(i for i, _, _ in path[:n])
+                if end not in memo:
+                    _, acc = _evaluate_candidates(model, {first: model.layers[first]}, x_val, y_val, chunk, inputs,
+                                                  base=False)
+                    memo[end] = acc[first]
+                    evaluated += 1
+                    if on_round:
+                        on_round(memo)
+                if base_acc - memo[end] <= budget_pp + 1e-9:
+                    break
+                n //= 2
+            if n >= 2:                               # accepted together; only the last step is measured
+                inputs.replaced(first)
+                requested, current_acc = asked, memo[end]
+                path[n - 1][2].val_acc = current_acc
+                result.steps.extend(step for _, _, step in path[:n])
+                bar.update(n)
+                bar.set_postfix(states=[l.P for l in model.layers], val=f"{current_acc:.2f}")
+                continue
+            _undo(model, screened, path, 0)          # one move or none: the round below confirms it alone
         cands = {}
         for i in list(keys):
             try:
@@ -304,7 +423,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
             if saving <= 0:                          # real eigenvalues ate the move: ask for one more
                 requested[i] -= moves[i]
                 continue
-            score = saving / (max(current_acc - acc, 0.0) + 1e-3)
+            score = _score(saving, current_acc, acc)
             if score > best_score:
                 best, best_score = i, score
         if best is None:

@@ -159,12 +159,14 @@ def write_memo(memo_file: Path, key: dict, memo: dict) -> None:
 def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *, budget_pp: float = 0.5,
                      objective: str = "params", step: int = 1, step_fraction: float = 0.0, method: str = "truncate",
                      max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True,
-                     device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS, screen: int = 0) -> dict:
+                     device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS, screen: int = 0,
+                     batch: int = 1) -> dict:
     """Iterative pruning of a checkpoint (SPEC §8) as a cached stage in ``out``: ``pruned.pt``,
     ``steps.csv`` and ``summary.json`` (test accuracy before and after, computed once, here).
     ``method`` "data" weights the balanced truncation by the layers' inputs on ``gramian_clips``
     training clips (:func:`gramian_clip_tensor`; never validation or test clips). ``screen`` > 0 ranks
-    candidates on that many validation clips before confirming them on all (:func:`sedge.compress.pruning.prune`).
+    candidates on that many validation clips before confirming them on all, and ``batch`` > 1 confirms
+    up to that many moves at once (:func:`sedge.compress.pruning.prune`).
 
     Validation accuracies of the configurations tried are kept in ``memo_file`` (default
     ``out/memo.json``), which searches with other budgets or objectives on the same checkpoint and
@@ -181,6 +183,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         config["gramian_clips"] = gramian_clips
     if screen:                                         # absent when 0: the exact search's keys are unchanged
         config["screen"] = screen
+    if batch > 1:                                      # likewise absent at 1
+        config["batch"] = batch
     key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
     if finished(out, key, ("summary.json", "pruned.pt"), legacy_config=config):
         return json.loads((out / "summary.json").read_text())
@@ -200,7 +204,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         gramians = state_covariances(model, gramian_clip_tensor(data, meta["norm"], gramian_clips))
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
                 method=method, progress=progress, memo=memo, on_round=lambda m: write_memo(memo_file, mkey, m),
-                device=device, gramians=gramians, screen=screen)
+                device=device, gramians=gramians, screen=screen, batch=batch)
     write_memo(memo_file, mkey, memo)
     xt, yt = data.test.tensors(*meta["norm"])
     keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
@@ -230,7 +234,7 @@ def memo_path(run_dir: str | Path, method: str = "truncate", max_val: int | None
 def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
                step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
                progress: bool = True, device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS,
-               screen: int = 0) -> dict:
+               screen: int = 0, batch: int = 1) -> dict:
     """:func:`prune_checkpoint` of a training run's ``best.pt`` into ``run_dir/prune/<settings>``,
     with one memo per run, method and validation subset shared by every budget and objective (and
     by screened searches, whose whole-split confirmations are the exact search's evaluations)."""
@@ -238,10 +242,11 @@ def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objecti
     label = f"data{gramian_clips}" if method == "data" else method
     name = f"{objective}_{label}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
     name += f"_screen{screen}" if screen else ""
+    name += f"_batch{batch}" if batch > 1 else ""
     summary = prune_checkpoint(run_dir / "best.pt", data_spec, run_dir / "prune" / name, budget_pp=budget_pp,
                                objective=objective, step=step, step_fraction=step_fraction, method=method,
                                max_val=max_val, memo_file=memo_path(run_dir, label, max_val),
-                               progress=progress, gramian_clips=gramian_clips, screen=screen)
+                               progress=progress, gramian_clips=gramian_clips, screen=screen, batch=batch)
     return {**summary, "prune_dir": str(run_dir / "prune" / name)}
 
 

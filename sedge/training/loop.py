@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -61,7 +61,6 @@ class Schedule:
     seed: int
     max_steps: int | None = None
     augment: dict | None = None                          # sedge.data.augment.Augment fields
-    extra: dict = field(default_factory=dict)
 
 
 def dist_info() -> tuple[int, int]:
