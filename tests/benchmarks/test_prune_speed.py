@@ -11,8 +11,10 @@
 * ``full`` trained (the run of record on the real 8 words, 713 validation clips), a complete
   *screened* search (``screen`` = 96 clips; 0.5 pp, moves of ⌈P/8⌉, empty memo) next to the
   committed exact search of the same checkpoint (its whole-split evaluation count and time, read
-  from its stage record). Skipped where the real excerpt or the run is missing. The result is also
-  written to ``records/prune_screen_full.json``.
+  from its stage record), in batches of up to ``SEDGE_BENCH_BATCH`` moves (default 8; 1 is the
+  screened search that confirms every move), with the time split between whole-split passes and
+  screening. Skipped where the real excerpt or the run is missing. The result is also written to
+  ``records/prune_screen_full.json`` (batch 1) or ``records/prune_screen_full_batch<B>.json``.
 """
 from __future__ import annotations
 
@@ -51,16 +53,29 @@ elif which == "screened":
     from sedge.pipeline.experiments import converged_runs
     from sedge.pipeline.records import runs_of_record
     from sedge.training.checkpoints import load_checkpoint
-    screen = int(sys.argv[2])
+    screen, batch = int(sys.argv[2]), int(sys.argv[3])
+    import sedge.compress.pruning as pruning
+    evaluate, spent = pruning._evaluate_candidates, {"whole": [0, 0.0], "screen": [0, 0.0]}
+
+    def timed(model, cands, x, *a, **k):                  # where the time goes: whole split or screen
+        t = time.perf_counter()
+        out = evaluate(model, cands, x, *a, **k)
+        spent["screen" if len(x) == screen else "whole"][0] += 1
+        spent["screen" if len(x) == screen else "whole"][1] += time.perf_counter() - t
+        return out
+    pruning._evaluate_candidates = timed
     run = runs_of_record([r for root in ("checkpoints/trained", "checkpoints/ablations") for r in converged_runs(root)])["full"]
     model, meta = load_checkpoint(run["run_dir"] / "best.pt")
     data = load_data(meta["data"]).restrict_to(meta["classes"])
     xv, yv = data.val.tensors(*meta["norm"])
     memo = {}
-    res = prune(model, xv, yv, budget_pp=0.5, step_fraction=0.125, progress=False, memo=memo, screen=screen)
+    res = prune(model, xv, yv, budget_pp=0.5, step_fraction=0.125, progress=False, memo=memo, screen=screen,
+                batch=batch)
     exact = json.loads((run["run_dir"] / "prune" / "params_truncate_b0.5_s1_f0.125_vall" / "summary.json").read_text())
     from sedge.paths import portable
-    print(json.dumps({"run": portable(run["run_dir"]), "clips": len(xv), "screen": screen, "seconds": res.seconds,
+    print(json.dumps({"run": portable(run["run_dir"]), "clips": len(xv), "screen": screen, "batch": batch, "seconds": res.seconds,
+                      "passes": {k: {"calls": n, "seconds": t} for k, (n, t) in spent.items()},
+                      "unmeasured_steps": sum(math.isnan(s.val_acc) for s in res.steps),
                       "whole_split_evaluations": res.evaluated, "steps": len(res.steps) - 1,
                       "states": [l.P for l in res.model.layers], "params": [res.steps[0].params, res.steps[-1].params],
                       "val_acc": [res.baseline_val_acc, res.steps[-1].val_acc],
@@ -116,14 +131,18 @@ def test_screened_search_of_the_trained_full_model(benchmark):
             not (REPO / "checkpoints" / "trained" / "mini_full" / "best.pt").is_file():
         pytest.skip("needs the real 8-word excerpt and the trained full run")
     screen = int(os.environ.get("SEDGE_BENCH_SCREEN", "96"))
-    r = benchmark.pedantic(measure, args=("screened", str(screen)), rounds=1, iterations=1)
+    batch = int(os.environ.get("SEDGE_BENCH_BATCH", "8"))
+    r = benchmark.pedantic(measure, args=("screened", str(screen), str(batch)), rounds=1, iterations=1)
     e = r["exact"]
-    print(f"\nfull, screened on {r['screen']} of {r['clips']} clips: {r['seconds'] / 60:.1f} min, "
+    print(f"\nfull, screened on {r['screen']} of {r['clips']} clips, batches of ≤ {r['batch']} moves: "
+          f"{r['seconds'] / 60:.1f} min (whole-split passes {r['passes']['whole']['seconds'] / 60:.1f} min in "
+          f"{r['passes']['whole']['calls']} calls, screening {r['passes']['screen']['seconds'] / 60:.1f} min), "
           f"{r['whole_split_evaluations']} whole-split evaluations (exact search: {e['configurations_evaluated']}, "
           f"{e['search_seconds'] / 60:.0f} min in its record), states {r['states']}, params "
           f"{r['params'][0]:,} → {r['params'][1]:,} ({100 * (r['params'][1] / r['params'][0] - 1):+.1f} %; exact "
           f"{100 * (e['params_after'] / e['params_before'] - 1):+.1f} %), val {r['val_acc'][0]:.2f} → {r['val_acc'][1]:.2f} %")
     benchmark.extra_info.update(r)
-    record = Path(__file__).parent / "records" / "prune_screen_full.json"
+    name = "prune_screen_full.json" if r["batch"] == 1 else f"prune_screen_full_batch{r['batch']}.json"
+    record = Path(__file__).parent / "records" / name
     record.write_text(json.dumps({**r, "threads": 2, "measured": __import__("time").strftime("%Y-%m-%d")}, indent=1) + "\n")
     assert r["whole_split_evaluations"] >= 1
