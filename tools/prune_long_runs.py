@@ -48,6 +48,8 @@ def main() -> None:
                     help="with --screen: moves confirmed together on the whole split (default 1)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
+    if args.batch < 1 or (args.batch > 1 and args.screen <= 0):
+        ap.error(f"--batch {args.batch}: must be ≥ 1, and above 1 it needs --screen N (N > 0 validation clips)")
     torch.set_num_threads(args.threads)
     record = runs_of_record([run for root in ROOTS for run in converged_runs(root)])
     missing = [m for m in args.models if m not in record]
