@@ -61,6 +61,11 @@ def check_arguments(a: argparse.Namespace) -> None:
         _require(a.batch >= 1, f"--batch must be ≥ 1 move per whole-split confirmation, got {a.batch}")
         _require(a.batch == 1 or a.screen > 0, f"--batch {a.batch} takes moves on the screen's estimates: "
                                                "give --screen N (N > 0 validation clips) too")
+    if getattr(a, "refit_clips", None) is not None:
+        _require(a.refit_clips >= 0, f"--refit-clips must be ≥ 0 training clips (0: no refit), got {a.refit_clips}")
+        _require(a.refit_clips == 0 or a.method != "matchdc",
+                 "--refit-clips replaces C and c; --method matchdc fixes the DC gain with a feed-through instead: "
+                 "use --method truncate or data with it")
     if getattr(a, "checkpoint_minutes", None) is not None:
         _require(a.checkpoint_minutes >= 0, f"--checkpoint-minutes must be ≥ 0, got {a.checkpoint_minutes}")
     if a.command == "reduce" and a.method == "data":
@@ -176,7 +181,7 @@ def cmd_prune(a: argparse.Namespace) -> int:
     from sedge.pipeline.experiments import prune_checkpoint
     summary = prune_checkpoint(a.checkpoint, a.data, a.out, budget_pp=a.budget, objective=a.objective, step=a.step,
                                step_fraction=a.step_fraction, method=a.method, max_val=a.max_val,
-                               device=a.device, screen=a.screen, batch=a.batch,
+                               device=a.device, screen=a.screen, batch=a.batch, refit_clips=a.refit_clips,
                                **({} if a.gramian_clips is None else {"gramian_clips": a.gramian_clips}))
     summary.pop("steps")
     print(json.dumps(summary, indent=1))
@@ -396,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --screen: take up to this many moves on the screen's estimates alone and confirm "
                         "where they end with one whole-split evaluation (halved on failure); the steps inside "
                         "a batch are recorded unmeasured (default 1: every step confirmed)")
+    q.add_argument("--refit-clips", type=int, default=0,
+                   help="refit every candidate's output map C, c by least squares to the original layer's output "
+                        "on this many training clips (ours: no labels, no gradient steps; not with --method "
+                        "matchdc; default 0: the plain reduction)")
     q.add_argument("--max-val", type=int, default=None, help="use at most this many validation clips")
     q.add_argument("--out", required=True, help="output folder (a finished search there is reused)")
     q.add_argument("--device", default="auto", help=DEVICE_HELP)

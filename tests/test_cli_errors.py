@@ -173,6 +173,8 @@ def test_train_no_rzoh_switches_the_hold_off_in_the_model_configuration(flag, rz
     (["prune", "--checkpoint", "x.pt", "--screen", "-5"], "--screen must be ≥ 0 validation clips"),
     (["prune", "--checkpoint", "x.pt", "--screen", "32", "--batch", "0"], "--batch must be ≥ 1"),
     (["prune", "--checkpoint", "x.pt", "--batch", "4"], "give --screen N"),
+    (["prune", "--checkpoint", "x.pt", "--refit-clips", "-1"], "--refit-clips must be ≥ 0"),
+    (["prune", "--checkpoint", "x.pt", "--refit-clips", "8", "--method", "matchdc"], "use --method truncate or data"),
 ])
 def test_data_weighted_reduction_options_are_checked_first(args, message, tmp_path, capsys):
     out = tmp_path / "out"

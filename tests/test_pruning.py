@@ -183,6 +183,8 @@ def test_a_batched_search_measures_where_each_batch_ends(trained, budget):
         assert any(math.isnan(s.val_acc) for s in res.steps) and res.evaluated < single.evaluated
     with pytest.raises(ReductionError, match="batch"):
         prune(model, x, y, batch=0)
+    with pytest.raises(ReductionError, match="needs a screen"):      # would silently be the exact search
+        prune(model, x, y, batch=4)
 
 
 def test_step_fraction_sets_the_move_size(trained):
@@ -292,3 +294,22 @@ def test_data_weighted_pruning_uses_training_gramians_and_keeps_its_own_memo(tra
                              memo_file=tmp_path / "d" / "memo.json", progress=False)
     assert again["configurations_evaluated"] >= 2               # other Gramian clips: the memo does not apply
     assert plain["states_after"] and weighted["states_after"]
+
+
+def test_a_refitted_search_is_its_own_stage_with_its_own_memo(trained, tmp_path, monkeypatch):
+    import json
+    from sedge.data import load_data
+    from sedge.pipeline.experiments import memo_key, prune_checkpoint
+    from sedge.training.checkpoints import save_checkpoint
+    model, _, _ = trained
+    spec = three_level_folder(tmp_path, monkeypatch, seed=5)
+    data = load_data(spec)
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, copy.deepcopy(model).float(), {"classes": ["a", "b", "c"], "norm": data.stats()})
+    assert "refit_clips" not in memo_key(ckpt, spec, None, "truncate")["config"]      # plain keys unchanged
+    plain = prune_checkpoint(ckpt, spec, tmp_path / "t", budget_pp=100.0, progress=False)
+    refit = prune_checkpoint(ckpt, spec, tmp_path / "r", budget_pp=100.0, refit_clips=4,
+                             memo_file=tmp_path / "t" / "memo.json", progress=False)
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["refit_clips"] == 4
+    assert "refit_clips" not in json.loads((tmp_path / "t" / "config.json").read_text())
+    assert refit["configurations_evaluated"] >= 2 and plain["states_after"]   # the plain memo does not apply

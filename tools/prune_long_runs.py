@@ -3,6 +3,7 @@
     .venv/bin/python tools/prune_long_runs.py                       # full, l, m, s, tiny at 0.5 pp
     .venv/bin/python tools/prune_long_runs.py --models tiny --budgets 0.25 0.5 1 2
     .venv/bin/python tools/prune_long_runs.py --models m l --method data   # data-weighted (ours)
+    .venv/bin/python tools/prune_long_runs.py --models tiny --refit-clips 128   # least-squares output refit (ours)
 
 For each model, its run of record (:func:`sedge.pipeline.records.runs_of_record` over
 ``checkpoints/trained`` and ``checkpoints/ablations``: the best validation accuracy among the finished
@@ -46,10 +47,15 @@ def main() -> None:
                          "(default 0: the exact search)")
     ap.add_argument("--batch", type=int, default=1,
                     help="with --screen: moves confirmed together on the whole split (default 1)")
+    ap.add_argument("--refit-clips", type=int, default=0,
+                    help="refit every candidate's C, c by least squares to the original layer's output on this "
+                         "many training clips (ours; default 0: none)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
     if args.batch < 1 or (args.batch > 1 and args.screen <= 0):
         ap.error(f"--batch {args.batch}: must be ≥ 1, and above 1 it needs --screen N (N > 0 validation clips)")
+    if args.refit_clips < 0:
+        ap.error(f"--refit-clips must be ≥ 0 training clips, got {args.refit_clips}")
     torch.set_num_threads(args.threads)
     record = runs_of_record([run for root in ROOTS for run in converged_runs(root)])
     missing = [m for m in args.models if m not in record]
@@ -61,9 +67,9 @@ def main() -> None:
         for budget in args.budgets:
             print(f"{model}: {run['run_dir']} at {budget:g} pp", flush=True)
             s = pruned_run(run["run_dir"], run["meta"]["data"], budget_pp=budget, step_fraction=args.step_fraction,
-                           method=args.method, screen=args.screen, batch=args.batch)
+                           method=args.method, screen=args.screen, batch=args.batch, refit_clips=args.refit_clips)
             rows.append((model, run["run_dir"].name, budget, s))
-    print(f"method {args.method}, moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
+    print(f"method {args.method}{f' + output refit on {args.refit_clips} training clips' if args.refit_clips else ''}, moves of ⌈{args.step_fraction:g} · P⌉ states (at least 1)")
     print("| model | run | budget pp | states | Δparams % | ΔMACs % | val drop pp | test before → after % | search min |")
     print("|---|---|---|---|---|---|---|---|---|")
     for model, name, budget, s in rows:

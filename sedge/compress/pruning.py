@@ -26,7 +26,9 @@ caller.
 ``method`` picks the reduction of a layer: "truncate" (the paper's balanced truncation, python-control
 ``balred``), "matchdc" (with a feed-through D) or "data" (ours: balanced truncation with the
 controllability Gramian replaced by the layer's state moments on training clips,
-:func:`~sedge.compress.reduction.data_weighted_truncation`).
+:func:`~sedge.compress.reduction.data_weighted_truncation`). With ``refit_clips`` (training clips) every
+candidate's C and c are then refitted by least squares to the original layer's output on those clips
+(ours, label-free: :mod:`sedge.compress.refit`).
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ from tqdm import tqdm
 from sedge.models.cost import layer_shape, layer_shapes, macs_per_sample, paper_params
 from sedge.training.device import resolve_device
 from sedge.compress.reduction import ReductionError, reduce_layer_orders
+from sedge.compress.refit import OutputRefit
 
 
 @dataclass
@@ -79,6 +82,11 @@ def _record(model, layer: int | None, acc: float) -> PruneStep:
                      _cost(shapes, model, "macs"), acc)
 
 
+def _saving(model, shapes, i: int, layer, objective: str) -> float:
+    """Cost saved by replacing layer ``i`` (current ``shapes``) with ``layer``: cost now − cost after."""
+    return _cost(shapes, model, objective) - _cost(shapes[:i] + [layer_shape(layer)] + shapes[i + 1:], model, objective)
+
+
 def _score(saving: float, from_acc: float, acc: float) -> float:
     """Pruning score of a move: cost saved per accuracy point lost, saving / (max(from − acc, 0) + 10⁻³)."""
     return saving / (max(from_acc - acc, 0.0) + 1e-3)
@@ -91,19 +99,22 @@ def memo_key(method: str, requested: list[int]) -> str:
 
 class _CandidateCache:
     """Reduced versions of each original layer, computed on first use (one reduction per order);
-    method "data" takes one data Gramian per layer (:func:`~sedge.compress.reduction.state_covariances`)."""
+    method "data" takes one data Gramian per layer (:func:`~sedge.compress.reduction.state_covariances`);
+    with ``refit`` each reduction's output map is then refitted (:class:`~sedge.compress.refit.OutputRefit`)."""
 
-    def __init__(self, original_layers, method: str, gramians=None):
+    def __init__(self, original_layers, method: str, gramians=None, refit: OutputRefit | None = None):
         if method == "data" and (gramians is None or len(gramians) != len(original_layers)):
             raise ReductionError("method 'data' needs one data Gramian per layer "
                                  "(sedge.compress.reduction.state_covariances of the model on training clips)")
         self.layers, self.method, self.gramians, self.cache = original_layers, method, gramians, {}
+        self.refit = refit
 
     def get(self, i: int, states: int):
         key = (i, states)
         if key not in self.cache:
             gramian = self.gramians[i] if self.gramians is not None else None
-            self.cache[key] = reduce_layer_orders(self.layers[i], [2 * states], self.method, gramian)[0].eval()
+            reduced = reduce_layer_orders(self.layers[i], [2 * states], self.method, gramian)[0]
+            self.cache[key] = (self.refit(i, reduced) if self.refit is not None else reduced).eval()
         return self.cache[key]
 
 
@@ -261,12 +272,11 @@ def _speculate(model, screen: _Screen, cache: _CandidateCache, requested: list[i
         screen.screen(fresh, keys, memo, here)
         change.update({i: memo[p + keys[i]] - memo[p + here] for i in fresh})
         shapes = layer_shapes(model)
-        cost_now = _cost(shapes, model, objective)
         estimate_here = current_acc + memo[p + here] - memo[confirmed]
         best, best_score = None, -math.inf
         for i, cand in cands.items():
             estimate = estimate_here + change[i]
-            saving = cost_now - _cost(shapes[:i] + [layer_shape(cand)] + shapes[i + 1:], model, objective)
+            saving = _saving(model, shapes, i, cand, objective)
             if base_acc - estimate > budget_pp + 1e-9 or saving <= 0:
                 continue
             score = _score(saving, estimate_here, estimate)
@@ -296,7 +306,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
           min_states: int = 1, step_fraction: float = 0.0, memo: dict[str, float] | None = None,
           cache_gb: float = 8.0, on_round: Callable[[dict[str, float]], None] | None = None,
           device: str | torch.device = "cpu", gramians: list | None = None, screen: int = 0,
-          screen_seed: int = 0, batch: int = 1) -> PruneResult:
+          screen_seed: int = 0, batch: int = 1, refit_clips: torch.Tensor | None = None) -> PruneResult:
     """Greedy layer-wise order reduction of ``model`` within ``budget_pp`` validation accuracy points.
 
     ``screen`` > 0 (and below the number of validation clips): each round's new candidates are first
@@ -317,7 +327,10 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     ``memo`` maps :func:`memo_key` → validation accuracy (%) for this model and validation set; it is
     read and extended, and ``on_round(memo)`` is called after every round (to save it). ``method``
     "data" (data-weighted balanced truncation) takes ``gramians``, one per layer, computed on
-    training clips; a layer whose next data-weighted truncation is unstable is frozen there."""
+    training clips; a layer whose next data-weighted truncation is unstable is frozen there.
+    ``refit_clips`` (normalised training clips, N × T): every candidate's C and c are refitted to the
+    original layer's output on them (:func:`~sedge.compress.refit.refit_output`); the memo must then be
+    one of refitted configurations (its keys do not say so)."""
     if budget_pp < 0:
         raise ReductionError(f"budget must be ≥ 0 accuracy points, got {budget_pp}")
     if objective not in ("params", "macs"):
@@ -328,6 +341,12 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
         raise ReductionError(f"step_fraction must be in [0, 1), got {step_fraction}")
     if batch < 1:
         raise ReductionError(f"batch must be ≥ 1 move per confirmation, got {batch}")
+    if batch > 1 and not 0 < screen < len(x_val):
+        raise ReductionError(f"batch {batch} takes moves on screened estimates: it needs a screen of 1 … "
+                             f"{len(x_val) - 1} validation clips (got screen={screen})")
+    if refit_clips is not None and method == "matchdc":
+        raise ReductionError("the output refit replaces C and c; 'matchdc' fixes the DC gain with a feed-through "
+                             "instead: refit 'truncate' or 'data' reductions")
     if len(x_val) == 0:
         raise ReductionError("the validation split is empty: pruning needs validation clips")
     if not getattr(model, "layers", None):
@@ -337,7 +356,8 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
     dev = resolve_device(device)
     model = copy.deepcopy(model).eval().to(dev)
     x_val, y_val = x_val.to(dev), y_val.to(dev)
-    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method, gramians)   # reductions run on the CPU
+    refit = OutputRefit(model, refit_clips) if refit_clips is not None else None
+    cache = _CandidateCache([copy.deepcopy(l).cpu() for l in model.layers], method, gramians, refit)   # reductions run on the CPU
     requested = [l.P for l in model.layers]          # order asked of balred, in complex states
     moves = [max(step, math.ceil(step_fraction * p)) for p in requested]
     frozen = [False] * len(requested)
@@ -398,13 +418,11 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 del keys[i]
                 unstable.append((i, requested[i] - moves[i]))
         shapes = layer_shapes(model)
-        cost_now = _cost(shapes, model, objective)
         todo = {i: c for i, c in cands.items() if keys[i] not in memo}
         if todo and screened is not None:
             evaluated += screened.confirm(todo, keys, memo, memo_key(method, requested), current_acc, base_acc,
                                           budget_pp, x_val, y_val, inputs,
-                                          lambda i: cost_now - _cost(shapes[:i] + [layer_shape(cands[i])] + shapes[i + 1:],
-                                                                     model, objective))
+                                          lambda i: _saving(model, shapes, i, cands[i], objective))
         elif todo:
             _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
             memo.update({keys[i]: acc for i, acc in new.items()})
@@ -417,9 +435,7 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
             if base_acc - acc > budget_pp + 1e-9:    # cumulative drop beyond the budget: freeze
                 frozen[i] = True
                 continue
-            trial = list(shapes)
-            trial[i] = layer_shape(cands[i])
-            saving = cost_now - _cost(trial, model, objective)
+            saving = _saving(model, shapes, i, cands[i], objective)
             if saving <= 0:                          # real eigenvalues ate the move: ask for one more
                 requested[i] -= moves[i]
                 continue

@@ -106,12 +106,15 @@ def stages_readonly():
 
 
 def memo_key(checkpoint: str | Path, data_spec: str, max_val: int | None, method: str,
-             gramian_clips: int = 0) -> dict:
+             gramian_clips: int = 0, refit_clips: int = 0) -> dict:
     """What a pruning memo's validation accuracies depend on: the checkpoint, the validation clips
-    (data and count), the reduction method (and for "data" the Gramian's clips) and the pruning code."""
+    (data and count), the reduction method (and for "data" the Gramian's clips), the output refit's
+    training clips (if any) and the pruning code."""
     config = {"method": method, "max_val": max_val}
     if method == "data":
         config["gramian_clips"] = gramian_clips
+    if refit_clips:                                    # absent when 0: the keys of plain searches are unchanged
+        config["refit_clips"] = refit_clips
     return stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
 
 
@@ -160,13 +163,15 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
                      objective: str = "params", step: int = 1, step_fraction: float = 0.0, method: str = "truncate",
                      max_val: int | None = None, memo_file: str | Path | None = None, progress: bool = True,
                      device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS, screen: int = 0,
-                     batch: int = 1) -> dict:
+                     batch: int = 1, refit_clips: int = 0) -> dict:
     """Iterative pruning of a checkpoint (SPEC §8) as a cached stage in ``out``: ``pruned.pt``,
     ``steps.csv`` and ``summary.json`` (test accuracy before and after, computed once, here).
     ``method`` "data" weights the balanced truncation by the layers' inputs on ``gramian_clips``
     training clips (:func:`gramian_clip_tensor`; never validation or test clips). ``screen`` > 0 ranks
     candidates on that many validation clips before confirming them on all, and ``batch`` > 1 confirms
-    up to that many moves at once (:func:`sedge.compress.pruning.prune`).
+    up to that many moves at once (:func:`sedge.compress.pruning.prune`). ``refit_clips`` > 0 refits
+    every candidate's output map on that many training clips (the same seeded draw as the Gramian's,
+    :func:`gramian_clip_tensor`; :mod:`sedge.compress.refit`).
 
     Validation accuracies of the configurations tried are kept in ``memo_file`` (default
     ``out/memo.json``), which searches with other budgets or objectives on the same checkpoint and
@@ -185,6 +190,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         config["screen"] = screen
     if batch > 1:                                      # likewise absent at 1
         config["batch"] = batch
+    if refit_clips:                                    # and absent at 0
+        config["refit_clips"] = refit_clips
     key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=PRUNE_CODE)
     if finished(out, key, ("summary.json", "pruned.pt"), legacy_config=config):
         return json.loads((out / "summary.json").read_text())
@@ -196,7 +203,7 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         xv, yv = xv[:max_val], yv[:max_val]
     memo_file = Path(memo_file) if memo_file else out / "memo.json"
     memo_file.parent.mkdir(parents=True, exist_ok=True)
-    mkey = memo_key(checkpoint, data_spec, max_val, method, gramian_clips)
+    mkey = memo_key(checkpoint, data_spec, max_val, method, gramian_clips, refit_clips)
     memo = read_memo(memo_file, mkey)                  # evaluations of another checkpoint, data or code: dropped
     gramians = None
     if method == "data":
@@ -204,7 +211,8 @@ def prune_checkpoint(checkpoint: str | Path, data_spec: str, out: str | Path, *,
         gramians = state_covariances(model, gramian_clip_tensor(data, meta["norm"], gramian_clips))
     res = prune(model, xv, yv, budget_pp=budget_pp, objective=objective, step=step, step_fraction=step_fraction,
                 method=method, progress=progress, memo=memo, on_round=lambda m: write_memo(memo_file, mkey, m),
-                device=device, gramians=gramians, screen=screen, batch=batch)
+                device=device, gramians=gramians, screen=screen, batch=batch,
+                refit_clips=gramian_clip_tensor(data, meta["norm"], refit_clips) if refit_clips else None)
     write_memo(memo_file, mkey, memo)
     xt, yt = data.test.tensors(*meta["norm"])
     keep = {k: meta[k] for k in ("classes", "norm", "data", "train_cfg") if k in meta}
@@ -234,19 +242,21 @@ def memo_path(run_dir: str | Path, method: str = "truncate", max_val: int | None
 def pruned_run(run_dir: str | Path, data_spec: str, *, budget_pp: float, objective: str = "params",
                step: int = 1, step_fraction: float = 0.0, method: str = "truncate", max_val: int | None = None,
                progress: bool = True, device: str = "cpu", gramian_clips: int = GRAMIAN_CLIPS,
-               screen: int = 0, batch: int = 1) -> dict:
+               screen: int = 0, batch: int = 1, refit_clips: int = 0) -> dict:
     """:func:`prune_checkpoint` of a training run's ``best.pt`` into ``run_dir/prune/<settings>``,
     with one memo per run, method and validation subset shared by every budget and objective (and
     by screened searches, whose whole-split confirmations are the exact search's evaluations)."""
     run_dir = Path(run_dir)
     label = f"data{gramian_clips}" if method == "data" else method
+    label += f"_refit{refit_clips}" if refit_clips else ""
     name = f"{objective}_{label}_b{budget_pp:g}_s{step}_f{step_fraction:g}_v{max_val or 'all'}"
     name += f"_screen{screen}" if screen else ""
     name += f"_batch{batch}" if batch > 1 else ""
     summary = prune_checkpoint(run_dir / "best.pt", data_spec, run_dir / "prune" / name, budget_pp=budget_pp,
                                objective=objective, step=step, step_fraction=step_fraction, method=method,
                                max_val=max_val, memo_file=memo_path(run_dir, label, max_val),
-                               progress=progress, gramian_clips=gramian_clips, screen=screen, batch=batch)
+                               progress=progress, gramian_clips=gramian_clips, screen=screen, batch=batch,
+                               refit_clips=refit_clips)
     return {**summary, "prune_dir": str(run_dir / "prune" / name)}
 
 
