@@ -45,7 +45,7 @@ def baseline_run(kind: str, data_spec: str, run_dir: str | Path, *, epochs: int,
     if finished(run_dir, key, ("summary.json", "best.pt"), legacy_config=config):
         return {**json.loads((run_dir / "summary.json").read_text()), "run_dir": str(run_dir)}
     begin(run_dir, key)
-    model = build_baseline(kind, **kwargs)
+    model = build_baseline(kind, seed=seed, **kwargs)     # seeded: the same initial weights on every rerun
     summary = train_baseline(model, data, run_dir, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
                              seed=seed, data_spec=data_spec, progress=progress, device=device)
     commit(run_dir, key, ("summary.json", "best.pt"))

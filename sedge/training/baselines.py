@@ -29,10 +29,18 @@ from sedge.models.transformer import FrameTransformer
 KINDS: dict[str, type[torch.nn.Module]] = {"dcase": DcaseCNN, "acdnet": ACDNet, "transformer": FrameTransformer}
 
 
-def build_baseline(kind: str, **kwargs) -> torch.nn.Module:
+def build_baseline(kind: str, seed: int | None = None, **kwargs) -> torch.nn.Module:
+    """Baseline ``kind`` built with ``kwargs``; with ``seed`` its initial weights are drawn from
+    ``torch.manual_seed(seed)`` in a forked RNG (the same weights whatever ran before, the caller's
+    random state untouched), else from the global RNG (a checkpoint being rebuilt, then overwritten)."""
     if kind not in KINDS:
         raise ValueError(f"unknown baseline {kind!r}; choose one of {sorted(KINDS)}")
-    model = KINDS[kind](**kwargs)
+    if seed is None:
+        model = KINDS[kind](**kwargs)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = KINDS[kind](**kwargs)
     model.arch = {"kind": kind, "kwargs": kwargs}            # what a checkpoint needs to rebuild it
     return model
 
