@@ -103,7 +103,7 @@ pd.DataFrame(rows) if rows else print("no S-Edge run on the real words in this p
 # compressed network of the family that stays within 1 point of the family's best trained network
 # on *validation* (chosen on validation; its test accuracy is reported once). These are the models
 # of the profile this book was built with: the S-Edge models on the real words are the ones above,
-# the synthetic set's and the baselines' are trained on a small budget; the chapters give every
+# the synthetic set's are trained for 20 epochs, the baselines on a smaller budget; the chapters give every
 # point and the last chapter the full table. MACs per clip: multiply-accumulates for one 1-s clip
 # (M: millions), each family counted as its paper counts.
 
