@@ -516,22 +516,24 @@ def main(argv: list[str] | None = None) -> int:
 
     b = sub.add_parser("book", help="execute stale notebooks with Papermill, then build the Jupyter Book",
                        description="Execute every chapter whose source, parameters or library changed (or those "
-                                   "of --only) with Papermill into book/, then build the Jupyter Book. With --set, "
-                                   "the chapters run with single values changed into a separate book "
-                                   "(variants/<profile>-<digest>/ or --out), where stages already computed with "
-                                   "another configuration are kept, never overwritten.",
+                                   "of --only) with Papermill into book/, then build the Jupyter Book. book/ is the "
+                                   "quick profile's; another profile (scratch: the whole chain from nothing, tiny only "
+                                   "and short budgets; paper) executes into variants/<profile>/, and with --set the "
+                                   "chapters run with single values changed into variants/<profile>-<digest>/ (or "
+                                   "--out); there, stages already computed with another configuration are kept, "
+                                   "never overwritten.",
                        epilog="Example: sedge book --profile quick --only 01_training --set epochs=20 "
                               "--set 'models=[m]' --set run_root=runs/variant. Each chapter documents its "
                               "parameters in its parameters cell (and in the table under its title).")
-    b.add_argument("--profile", default="quick", help="parameter profile from notebooks/profiles.yml (ci, quick, paper)")
+    b.add_argument("--profile", default="quick", help="parameter profile from notebooks/profiles.yml (ci, quick, scratch, paper)")
     b.add_argument("--only", nargs="*", default=None, help="run only these chapters (stems, e.g. 01_training)")
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter of the selected chapters (value read as YAML: epochs=20, "
                         "models=[tiny,s], epochs={mini: 20}); repeatable")
-    b.add_argument("--out", default=None, help="folder of the book executed with --set values "
-                                               "(default variants/<profile>-<digest of the values>)")
-    b.add_argument("--replace", action="store_true", help="execute the --set values into book/ itself, "
-                                                          "recomputing the profile's stages in place")
+    b.add_argument("--out", default=None, help="folder of the book executed with --set values or another "
+                                               "profile (default variants/<profile>[-<digest of the values>])")
+    b.add_argument("--replace", action="store_true", help="execute the --set values (or another profile) into "
+                                                          "book/ itself, recomputing the profile's stages in place")
     b.add_argument("--force", action="store_true", help="re-run even notebooks that are up to date")
     b.add_argument("--no-build", action="store_true", help="execute notebooks but skip jupyter-book build")
     b.set_defaults(func=cmd_book)

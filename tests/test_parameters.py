@@ -141,6 +141,29 @@ def test_a_variant_executes_beside_the_book_with_stages_protected(tmp_path, monk
     assert calls == []                                                  # up to date: nothing re-executed
 
 
+def test_another_profile_executes_into_its_own_book_never_into_book(tmp_path, monkeypatch):
+    """Only the committed profile writes book/; `sedge book --profile scratch` goes to variants/scratch."""
+    calls = []
+
+    def fake_execute(src, dst, params, key, profile, progress=True, overrides=None):
+        calls.append((dst, profile, params))
+        dst.write_text(json.dumps({"metadata": {"sedge": {"key": key}}}))
+
+    monkeypatch.setattr(book, "execute", fake_execute)
+    assert book.variant_folder("scratch", {}) == book.VARIANTS / "scratch"
+    assert book.variant_folder("scratch", {"01_training": {}}) == book.VARIANTS / "scratch"
+    assert book.variant_folder("scratch", {"01_training": {"epochs": 2}}) != book.VARIANTS / "scratch"
+    before = {p.name: p.stat().st_mtime_ns for p in book.BOOK.glob("*.ipynb")}
+    out = tmp_path / "scratch"
+    assert book.run_book("scratch", only=["01_training"], build=False, out=out) == 0
+    (dst, profile, params), = calls
+    assert dst == out / "book" / "01_training.ipynb" and profile == "scratch"
+    assert params["run_root"] == "runs/scratch"
+    assert {p.name: p.stat().st_mtime_ns for p in book.BOOK.glob("*.ipynb")} == before     # book/ untouched
+    with pytest.raises(ValueError, match="--out is where"):
+        book.run_book("quick", only=["01_training"], build=False, out=out)
+
+
 def test_run_book_refuses_an_unknown_chapter():
     with pytest.raises(ValueError, match="--only 01_train: no such chapter"):
         book.run_book("quick", only=["01_train"], build=False)

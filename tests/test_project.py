@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
-from sedge.pipeline.book import (BOOK, executed_path, freshness_key, load_profile, parameters_cell, read_source,
-                        source_notebooks, stale_notebooks)
+from sedge.pipeline.book import (BOOK, chapter_values, executed_path, freshness_key, load_profile, parameters_cell,
+                                 read_source, source_notebooks, stale_notebooks)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,10 +38,23 @@ def test_profiles_cover_every_chapter_and_ci_is_the_notebook_default():
     their chapters silently runs at ci size."""
     assert not any(load_profile("ci").values()), "ci is the defaults of the parameters cells"
     stems = {p.stem for p in source_notebooks()}
-    for profile in ("quick", "paper"):
+    for profile in ("quick", "paper", "scratch"):
         prof = load_profile(profile)               # also checks every name and value against the chapter
         assert set(prof) == stems, f"profile {profile} lacks {sorted(stems - set(prof))}"
         assert all(prof.values()), f"profile {profile} has a chapter with no values"
+
+
+def test_the_scratch_profile_reads_nothing_committed():
+    """`scratch` measures the whole chain from nothing: every chapter trains into and reads from
+    runs/scratch, summarises its own profile and shows no committed long run."""
+    for stem in load_profile("scratch"):
+        params = chapter_values("scratch", stem)
+        if "run_root" in params:
+            assert params["run_root"] == "runs/scratch", stem
+        if "profile" in params:
+            assert params["profile"] == "scratch", stem
+        assert params.get("long_runs", []) == [], stem
+        assert not params.get("no_rzoh_runs"), stem
 
 
 def test_committed_executed_notebooks_are_fresh():

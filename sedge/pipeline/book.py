@@ -256,7 +256,8 @@ def drop_progress_bars(nb) -> None:
             cell["outputs"] = kept
 
 
-VARIANTS = REPO / "variants"           # books executed with --set overrides (not committed)
+VARIANTS = REPO / "variants"           # books executed with --set overrides or another profile (not committed)
+COMMITTED_PROFILE = "quick"            # the profile whose executed chapters are book/ (committed)
 
 
 def parse_overrides(assignments: list[str], chapters: list[str]) -> dict[str, dict]:
@@ -282,8 +283,12 @@ def parse_overrides(assignments: list[str], chapters: list[str]) -> dict[str, di
 
 
 def variant_folder(profile: str, overrides: dict[str, dict]) -> Path:
-    """Where a book executed with ``overrides`` goes: ``variants/<profile>-<digest of the overrides>``."""
-    blob = json.dumps({c: o for c, o in overrides.items() if o}, sort_keys=True)
+    """Where a book executed with ``overrides`` goes: ``variants/<profile>-<digest of the overrides>``;
+    a profile other than the committed one, without overrides: ``variants/<profile>``."""
+    overrides = {c: o for c, o in overrides.items() if o}
+    if not overrides:
+        return VARIANTS / profile
+    blob = json.dumps(overrides, sort_keys=True)
     return VARIANTS / f"{profile}-{hashlib.sha256(blob.encode()).hexdigest()[:8]}"
 
 
@@ -313,9 +318,10 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
              assignments: list[str] | None = None, out: str | Path | None = None, replace: bool = False) -> int:
     """Execute the stale chapters of ``profile`` (``only`` these, if given) and build the book.
 
-    With ``assignments`` (``key=value``, from ``--set``) the chapters run with those values over the
-    profile's, into a separate book (``out``, default :func:`variant_folder`) unless ``replace``;
-    there, stages already computed under another configuration are kept (SEDGE_STAGES=protect)."""
+    ``book/`` holds the chapters of :data:`COMMITTED_PROFILE`. Another profile, or ``assignments``
+    (``key=value``, from ``--set``: the chapters run with those values over the profile's), executes
+    into a separate book (``out``, default :func:`variant_folder`) unless ``replace``; there, stages
+    already computed under another configuration are kept (SEDGE_STAGES=protect)."""
     import os
     stems = [p.stem for p in source_notebooks()]
     unknown = [c for c in only or [] if c not in stems]
@@ -324,13 +330,15 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
     chapters = only or stems
     overrides = parse_overrides(assignments or [], chapters)
     prof = load_profile(profile)
-    variant = any(overrides.values()) and not replace
+    variant = (any(overrides.values()) or profile != COMMITTED_PROFILE) and not replace
     if out is not None and not variant:
-        raise ValueError("--out is where a book with --set values goes; without --set the book is book/")
+        raise ValueError(f"--out is where a book with --set values or a profile other than {COMMITTED_PROFILE!r} "
+                         f"goes; profile {profile!r} without --set (or with --replace) executes into book/")
     root = Path(out) if out else variant_folder(profile, overrides) if variant else REPO
     if variant:
         _copy_book(root)
-        print(f"variant book (profile {profile!r} with {', '.join(assignments)}): {root}")
+        print(f"variant book (profile {profile!r}" + (f" with {', '.join(assignments)}" if assignments else "")
+              + f"): {root}")
     todo = []
     for src in source_notebooks():
         if src.stem not in chapters:
