@@ -22,7 +22,8 @@
 // Inside a chunk only the two recurrences are sequential (4P multiply-adds per sample, vectorised
 // over states); the six products (input and output maps and their gradients) are small dense
 // matrix products over the chunk's T samples, computed by a register-blocked micro-kernel (GCC /
-// Clang vector extensions; each sum runs in order, no -ffast-math). Work is parallel over the
+// Clang vector extensions, AVX-512 wide where the build machine has it and AVX2 otherwise; each sum
+// runs in order, no -ffast-math, so the width changes no result). Work is parallel over the
 // batch (at::parallel_for). Weight gradients are summed per chunk in the working precision and then
 // into float64 per sequence, so float32 sums over 10⁵ samples stay accurate.
 #include <ATen/ATen.h>
@@ -35,22 +36,27 @@
 
 namespace {
 
-constexpr int VBYTES = 32;                      // one AVX2 register
+#ifdef __AVX512F__
+constexpr int WIDE = 64;                        // one AVX-512 register
+#else
+constexpr int WIDE = 32;                        // one AVX2 register
+#endif
+constexpr int NARROW = 32;                      // the remaining columns in AVX2-sized vectors
 
-template <typename S>
+template <typename S, int BYTES = WIDE>
 struct Vec {
-    using V [[gnu::vector_size(VBYTES)]] = S;
-    static constexpr int N = VBYTES / sizeof(S);
-    static inline V load(const S* p) { V v; std::memcpy(&v, p, VBYTES); return v; }
-    static inline void store(S* p, V v) { std::memcpy(p, &v, VBYTES); }
+    using V [[gnu::vector_size(BYTES)]] = S;
+    static constexpr int N = BYTES / sizeof(S);
+    static inline V load(const S* p) { V v; std::memcpy(&v, p, BYTES); return v; }
+    static inline void store(S* p, V v) { std::memcpy(p, &v, BYTES); }
     static inline V splat(S s) { return V{} + s; }          // one broadcast
 };
 
 // C[R × NV·lanes] += A[R × K] · W[K × NV·lanes]; A(r, p) = a[r·ars + p·acs], W row-major (ldw).
-template <typename S, int R, int NV>
+template <typename S, int R, int NV, int BYTES>
 inline void micro(int K, const S* __restrict a, long ars, long acs, const S* __restrict w, long ldw,
                   S* __restrict c, long ldc) {
-    using X = Vec<S>;
+    using X = Vec<S, BYTES>;
     typename X::V acc[R][NV];
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) acc[r][v] = X::load(c + r * ldc + v * X::N);
@@ -78,20 +84,22 @@ inline void micro_tail(int K, int M, const S* __restrict a, long ars, long acs, 
 }
 
 // Columns [n0, n0 + NV·lanes) of C: rows in blocks of R (R·NV accumulators hide the FMA latency).
-template <typename S, int R, int NV>
+template <typename S, int R, int NV, int BYTES = WIDE>
 inline void column_block(int M, int K, const S* a, long ars, long acs, const S* w, long ldw, S* c, long ldc) {
     int r = 0;
-    for (; r + R <= M; r += R) micro<S, R, NV>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
-    for (; r < M; ++r) micro<S, 1, NV>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
+    for (; r + R <= M; r += R) micro<S, R, NV, BYTES>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
+    for (; r < M; ++r) micro<S, 1, NV, BYTES>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
 }
 
 // C[M × N] += A[M × K] · W[K × N] (A with arbitrary strides, so Aᵀ needs no copy).
 template <typename S>
 void gemm_acc(int M, int K, int N, const S* a, long ars, long acs, const S* w, long ldw, S* c, long ldc) {
-    constexpr int L = Vec<S>::N;
+    constexpr int L = Vec<S>::N, LN = Vec<S, NARROW>::N;
     int n = 0;
     for (; n + 2 * L <= N; n += 2 * L) column_block<S, 6, 2>(M, K, a, ars, acs, w + n, ldw, c + n, ldc);
     for (; n + L <= N; n += L) column_block<S, 12, 1>(M, K, a, ars, acs, w + n, ldw, c + n, ldc);
+    if constexpr (LN < L)
+        for (; n + LN <= N; n += LN) column_block<S, 12, 1, NARROW>(M, K, a, ars, acs, w + n, ldw, c + n, ldc);
     if (n < N) {
         int r = 0;
         for (; r + 4 <= M; r += 4) micro_tail<S, 4>(K, N - n, a + r * ars, ars, acs, w + n, ldw, c + r * ldc + n, ldc);
@@ -205,17 +213,32 @@ void forward_impl(const at::Tensor& z, const Weights<S>& w, int64_t chunk, bool 
                 for (int t = 0; t < n; ++t) std::copy(w.c.begin(), w.c.end(), yc + t * H);
                 gemm_acc<S>(n, Q, H, x.data(), Q, 1, w.woutT.data(), H, yc, H);
                 if (epilogue) {
-                    uint8_t* mc = mp + (b * L + t0) * H;
-                    for (int64_t k = 0; k < (int64_t)n * H; ++k) {
-                        const bool pos = yc[k] > S(0);
-                        mc[k] = pos;
-                        yc[k] = pos ? yc[k] : sl * yc[k];
+                    // Elementwise and branch-free, so that it vectorises (the sign of y is a coin flip
+                    // a branch would mispredict half the time); the same values as the scalar form.
+                    // (The slope is copied into a local first: read through the lambda's captured
+                    // reference inside one arm of the select, it kept the loop scalar.)
+                    uint8_t* __restrict mc = mp + (b * L + t0) * H;
+                    S* __restrict yk = yc;
+                    const S slope_k = sl;
+                    const int64_t nH = (int64_t)n * H;
+#pragma omp simd
+                    for (int64_t k = 0; k < nH; ++k) {
+                        const S v = yk[k], leak = slope_k * v;
+                        mc[k] = v > S(0);
+                        yk[k] = v > S(0) ? v : leak;
                     }
                     if (w.has_skip) {
                         gemm_acc<S>(n, d, H, zc, d, 1, w.skipT.data(), H, yc, H);
-                    } else {                                     // identity, or one channel broadcast
-                        for (int t = 0; t < n; ++t)
-                            for (int h = 0; h < H; ++h) yc[t * H + h] += zc[t * d + (d == 1 ? 0 : h)];
+                    } else if (d == 1) {                         // the one input channel, broadcast
+                        for (int t = 0; t < n; ++t) {
+                            const S zt = zc[t];
+                            S* __restrict yt = yc + t * H;
+#pragma omp simd
+                            for (int h = 0; h < H; ++h) yt[h] += zt;
+                        }
+                    } else {                                     // identity (d = H)
+#pragma omp simd
+                        for (int64_t k = 0; k < nH; ++k) yk[k] += zc[k];
                     }
                 }
                 std::copy(x.begin() + (n - 1) * Q, x.begin() + n * Q, s.begin());
@@ -253,8 +276,15 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& z, const Weights<S>
                 const S* goc = gop + (b * L + t0) * H;
                 const S* gyc = goc;                           // ∂ℒ/∂y: through the activation if it is fused
                 if (epilogue) {
-                    const uint8_t* mc = mp + (b * L + t0) * H;
-                    for (int64_t k = 0; k < (int64_t)n * H; ++k) gyb[k] = mc[k] ? goc[k] : sl * goc[k];
+                    const uint8_t* __restrict mc = mp + (b * L + t0) * H;
+                    S* __restrict gk = gyb.data();
+                    const S slope_k = sl;
+                    const int64_t nH = (int64_t)n * H;
+#pragma omp simd
+                    for (int64_t k = 0; k < nH; ++k) {
+                        const S g = goc[k], leak = slope_k * g;
+                        gk[k] = mc[k] ? g : leak;
+                    }
                     gyc = gyb.data();
                 }
                 chunk_states(w, zc, n, s, x.data());
@@ -307,9 +337,17 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& z, const Weights<S>
                 if (epilogue && w.has_skip) {                 // out += z · Sᵀ
                     gemm_acc<S>(d, n, H, zc, 1, d, goc, H, gskipT, H);
                     gemm_acc<S>(n, H, d, goc, H, 1, w.skipD.data(), d, gzc, d);
-                } else if (epilogue) {
-                    for (int t = 0; t < n; ++t)
-                        for (int h = 0; h < H; ++h) gzc[t * d + (d == 1 ? 0 : h)] += goc[t * H + h];
+                } else if (epilogue && d == 1) {              // the broadcast channel: Σ_h in order
+                    for (int t = 0; t < n; ++t) {
+                        S g = gzc[t];
+                        for (int h = 0; h < H; ++h) g += goc[t * H + h];
+                        gzc[t] = g;
+                    }
+                } else if (epilogue) {                        // identity (d = H)
+                    S* __restrict gk = gzc;
+                    const int64_t nH = (int64_t)n * H;
+#pragma omp simd
+                    for (int64_t k = 0; k < nH; ++k) gk[k] += goc[k];
                 }
                 for (int64_t k = 0; k < n_acc; ++k) accb[k] += (double)part[k];
             }
