@@ -207,7 +207,7 @@ ax.set(xscale="log", xlabel="MMAC per 1-s clip", ylabel="test accuracy %")
 plain_log_ticks(ax)
 ax.legend()
 fig.tight_layout()
-label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], fontsize=8)
+_ = label_points(ax, results["MMAC/clip"], results["test acc %"], results["model"], fontsize=8)
 
 # %% [markdown]
 # ## Longer runs

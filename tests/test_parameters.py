@@ -150,13 +150,15 @@ def test_another_profile_executes_into_its_own_book_never_into_book(tmp_path, mo
         dst.write_text(json.dumps({"metadata": {"sedge": {"key": key}}}))
 
     monkeypatch.setattr(book, "execute", fake_execute)
+    monkeypatch.setattr(book, "prepare_kernel", lambda: calls.append("kernel"))
     assert book.variant_folder("scratch", {}) == book.VARIANTS / "scratch"
     assert book.variant_folder("scratch", {"01_training": {}}) == book.VARIANTS / "scratch"
     assert book.variant_folder("scratch", {"01_training": {"epochs": 2}}) != book.VARIANTS / "scratch"
     before = {p.name: p.stat().st_mtime_ns for p in book.BOOK.glob("*.ipynb")}
     out = tmp_path / "scratch"
     assert book.run_book("scratch", only=["01_training"], build=False, out=out) == 0
-    (dst, profile, params), = calls
+    assert calls[0] == "kernel"               # built before any chapter, so no chapter prints the build notice
+    (dst, profile, params), = calls[1:]
     assert dst == out / "book" / "01_training.ipynb" and profile == "scratch"
     assert params["run_root"] == "runs/scratch"
     assert {p.name: p.stat().st_mtime_ns for p in book.BOOK.glob("*.ipynb")} == before     # book/ untouched

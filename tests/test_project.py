@@ -80,6 +80,17 @@ def test_committed_executed_notebooks_show_no_warnings_or_errors():
     assert not leaks, "\n".join(leaks)
 
 
+def test_committed_executed_notebooks_show_no_stray_plot_objects():
+    """A cell whose last line returns matplotlib artists prints their repr ("[Text(…), …]") under the
+    figure; assign the result (``_ = …``) instead."""
+    import re
+    stray = [f"{page} cell {i}: {out['data']['text/plain'][:80]}" for page, i, out in committed_outputs()
+             if out.get("output_type") == "execute_result" and "text/html" not in out.get("data", {})
+             and re.match(r"\[?<?(Text|matplotlib|Line2D|Axes|BarContainer|PathCollection)[( .]",
+                          out.get("data", {}).get("text/plain", ""))]
+    assert not stray, "\n".join(stray)
+
+
 def test_freshness_key_changes_with_parameters():
     path = source_notebooks()[0]
     a = freshness_key(path, "quick", {"epochs": 1})

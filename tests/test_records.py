@@ -1,4 +1,7 @@
 """Runs of record: chosen on validation among finished runs of the reproduced method and data."""
+import json
+from pathlib import Path
+
 from sedge.pipeline.records import eligible, recipe_changes, runs_of_record
 
 
@@ -34,3 +37,26 @@ def test_recipe_changes_names_each_departure():
     assert recipe_changes(run(epochs=60)) == "60 epochs"
     text = recipe_changes(run(augment={"speed": 0.1}, dropout=0.1, rzoh=False, data="mini:/tmp/half", lr=0.002))
     assert text == "40 epochs, lr 0.002, augmentation, dropout 0.1, RZOH off, data mini:/tmp/half"
+
+
+def test_compute_time_sums_training_searches_and_chapters_without_double_counting(tmp_path):
+    """tools/compute_time.py: train_seconds and search_seconds of every summary under the runs, and
+    the papermill duration of every executed chapter (not of a half-written .running copy)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("compute_time", Path(__file__).parents[1] / "tools" / "compute_time.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    runs, book = tmp_path / "runs", tmp_path / "book"
+    for rel, record in {"a/summary.json": {"train_seconds": 3600.0},
+                        "a/prune/x/summary.json": {"search_seconds": 1800.0},
+                        "a/prune/x_finetune/summary.json": {"train_seconds": 360.0},
+                        "b/summary.json": {"val_acc": 0.5}}.items():
+        (runs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (runs / rel).write_text(json.dumps(record))
+    book.mkdir()
+    (book / "01.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 720.0}}}))
+    (book / "02.running.ipynb").write_text(json.dumps({"metadata": {"papermill": {"duration": 9999.0}}}))
+    (book / "03.ipynb").write_text(json.dumps({"metadata": {}}))
+    assert tool.recorded_seconds(runs, book) == {"training": 3960.0, "pruning searches": 1800.0,
+                                                 "chapter execution": 720.0}
+    assert tool.main(["--runs", str(tmp_path / "missing"), "--book", str(book)]) == 2

@@ -314,6 +314,13 @@ def _copy_book(dest: Path) -> None:
             shutil.copy2(executed_path(p), dest / "book" / executed_path(p).name)
 
 
+def prepare_kernel() -> None:
+    """Build (or load from its cache) the fused CPU kernel here, before any chapter runs: the first
+    build prints a notice, which in a chapter would land in the book's output."""
+    from sedge.models import kernel
+    kernel.available()
+
+
 def run_book(profile: str = "quick", only: list[str] | None = None, build: bool = True, force: bool = False,
              assignments: list[str] | None = None, out: str | Path | None = None, replace: bool = False) -> int:
     """Execute the stale chapters of ``profile`` (``only`` these, if given) and build the book.
@@ -353,6 +360,8 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
     mode = os.environ.get("SEDGE_STAGES")
     if variant and mode != "readonly":
         mode = "protect"        # the kernels inherit it: committed stages are never overwritten
+    if todo:
+        prepare_kernel()
     with environment(SEDGE_STAGES=mode):
         for i, (src, dst, params, key) in enumerate(todo, 1):
             t0 = time.time()
