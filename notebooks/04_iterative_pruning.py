@@ -199,7 +199,10 @@ display(Markdown("\n".join(f"- {n}" for n in notes)))
 # them within a fraction of a point. The first layer decays (a single input channel drives it), but
 # it holds a small share of the parameters: the states that are cheap to lose in accuracy are also
 # cheap in parameters. That is why a small budget buys a few per cent here, and why a model
-# whose parameters sit in layers with decaying Σσ would prune further.
+# whose parameters sit in layers with decaying Σσ would prune further. Width is the exception: a
+# layer with many states tolerates a larger error of its own output, so `m` (96, 64 and 32 states)
+# gives states away from its second and third layers too, although their Σσ barely decays — the
+# bound is a worst case over all inputs, and the classifier downstream is not.
 
 # %% [markdown]
 # ## Weighting the truncation by what each layer is fed (ours)
