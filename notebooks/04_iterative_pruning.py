@@ -202,7 +202,7 @@ display(Markdown("\n".join(f"- {n}" for n in notes)))
 # whose parameters sit in layers with decaying Σσ would prune further. Width is the exception: a
 # layer with many states tolerates a larger error of its own output, so `m` (96, 64 and 32 states)
 # gives states away from its second and third layers too, although their Σσ barely decays — the
-# bound is a worst case over all inputs, and the classifier downstream is not.
+# bound is a worst case over all inputs and says nothing of what the classifier downstream tolerates.
 
 # %% [markdown]
 # ## Weighting the truncation by what each layer is fed (ours)
