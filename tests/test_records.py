@@ -39,7 +39,7 @@ def test_recipe_changes_names_each_departure():
     assert text == "40 epochs, lr 0.002, augmentation, dropout 0.1, RZOH off, data mini:/tmp/half"
 
 
-def test_compute_time_sums_training_searches_and_chapters_without_double_counting(tmp_path):
+def test_compute_time_sums_training_searches_and_chapters(tmp_path):
     """tools/compute_time.py: train_seconds and search_seconds of every summary under the runs, and
     the papermill duration of every executed chapter (not of a half-written .running copy)."""
     import importlib.util

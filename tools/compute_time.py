@@ -4,10 +4,11 @@
 
 Every training run (S-Edge, fine-tuning, baseline) records ``train_seconds`` in its ``summary.json``,
 every pruning search ``search_seconds``, and every executed chapter Papermill's ``duration`` in its
-notebook metadata. A chapter's duration excludes the stages it read from cache, so the three sums do
-not overlap; together they are the wall time of building the committed book from nothing, as it
-was measured — on whatever machine and beside whatever else ran at the time (the training READMEs
-under ``checkpoints/`` say where each run ran).
+notebook metadata. A chapter's duration excludes the stages it read from cache but includes those
+it computed itself in its last execution, which the records cannot tell apart: the total is the
+wall time of building the committed book from nothing when every chapter last ran from cached
+stages, and an upper bound otherwise. All as measured — on whatever machine and beside whatever
+else ran at the time (the training READMEs under ``checkpoints/`` say where each run ran).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from sedge.paths import CHECKPOINTS
+from sedge.pipeline.chapters import BOOK
 
 
 def recorded_seconds(runs: Path, book: Path) -> dict[str, float]:
@@ -37,9 +39,9 @@ def recorded_seconds(runs: Path, book: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=Path, default=REPO / "checkpoints" / "quick",
+    ap.add_argument("--runs", type=Path, default=CHECKPOINTS / "quick",
                     help="folder of the book's runs and stages (default checkpoints/quick)")
-    ap.add_argument("--book", type=Path, default=REPO / "book", help="folder of the executed chapters (default book)")
+    ap.add_argument("--book", type=Path, default=BOOK, help="folder of the executed chapters (default book)")
     args = ap.parse_args(argv)
     for folder in (args.runs, args.book):
         if not folder.is_dir():
