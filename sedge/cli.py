@@ -10,6 +10,7 @@ DATA_HELP = ("dataset: 'synthetic[:n_speakers=120,snr_db=5,...]' (offline defaul
              "excerpt beside the project), 'folder:ROOT' (any Speech-Commands-layout folder) or 'gsc:ROOT' "
              "('gsc+download:ROOT' downloads Speech Commands v0.02 with torchaudio)")
 
+from sedge.memory import keep_freed_memory
 from sedge.training.device import DEVICE_HELP  # light: torch is imported only when a device is resolved
 
 
@@ -312,7 +313,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "$XDG_CACHE_HOME/sedge, i.e. ~/.cache/sedge); SEDGE_RUNS — runs started by the "
                                 "notebooks (default runs/ in the repository); SEDGE_KERNEL=0 — skip the fused "
                                 "C++ CPU kernel (chunked scan instead); TORCH_EXTENSIONS_DIR — where the kernel "
-                                "is compiled and cached (default ~/.cache/torch_extensions).")
+                                "is compiled and cached (default ~/.cache/torch_extensions); "
+                                "SEDGE_KEEP_FREED_MEMORY=0 — let glibc unmap freed large blocks (default: "
+                                "kept for reuse, faster on CPU; sedge.memory).")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a zoo model with the paper's recipe (SPEC §4)",
@@ -539,6 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=cmd_book)
 
     a = p.parse_args(argv)
+    keep_freed_memory()             # big tensors reuse freed heap instead of fresh zeroed pages (sedge.memory)
     try:
         check_arguments(a)
         if getattr(a, "device", None) is not None:          # refuse an unavailable device before any work

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from sedge.pipeline.experiments import finetuned_run
+from sedge.memory import keep_freed_memory
 
 PRUNED = "checkpoints/ablations/mini_tiny_epochs30/prune/params_truncate_b2_s1_f0.125_vall"
 OUT = Path("checkpoints/ablations/finetune_lr")
@@ -31,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()
+    keep_freed_memory()                       # big tensors reuse freed heap (sedge.memory)
     torch.set_num_threads(args.threads)
     search = json.loads(Path(PRUNED, "summary.json").read_text())
     unpruned, pruned_val = search["val_acc_before"], search["val_acc_after"]

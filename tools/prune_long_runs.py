@@ -28,6 +28,7 @@ import torch
 from sedge.compress.reduction import hankel_singular_values, layer_system
 from sedge.pipeline.experiments import converged_runs, pruned_run
 from sedge.pipeline.records import runs_of_record
+from sedge.memory import keep_freed_memory
 
 ROOTS = ("checkpoints/trained", "checkpoints/ablations")
 
@@ -52,6 +53,7 @@ def main() -> None:
                          "many training clips (ours; default 0: none)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = ap.parse_args()
+    keep_freed_memory()                       # big tensors reuse freed heap (sedge.memory)
     if args.batch < 1 or (args.batch > 1 and args.screen <= 0):
         ap.error(f"--batch {args.batch}: must be ≥ 1, and above 1 it needs --screen N (N > 0 validation clips)")
     if args.refit_clips < 0:

@@ -26,6 +26,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from sedge.memory import child_environment
 from sedge.pipeline.chapters import BOOK, NOTEBOOKS, executed_path, parameters_cell, read_source, source_notebooks
 from sedge.paths import REPO, portable
 from sedge.pipeline.profiles import PROFILES, chapter_values, load_profile
@@ -362,7 +363,7 @@ def run_book(profile: str = "quick", only: list[str] | None = None, build: bool 
         mode = "protect"        # the kernels inherit it: committed stages are never overwritten
     if todo:
         prepare_kernel()
-    with environment(SEDGE_STAGES=mode):
+    with environment(SEDGE_STAGES=mode, **child_environment()):   # the kernels reuse freed memory (sedge.memory)
         for i, (src, dst, params, key) in enumerate(todo, 1):
             t0 = time.time()
             print(f"[{i}/{len(todo)}] executing {src.name} → {portable(dst)}", flush=True)

@@ -25,6 +25,8 @@ import sys
 
 import pytest
 
+from sedge.memory import child_environment
+
 SCRIPT = r"""
 import json, sys, time, math
 import torch
@@ -98,7 +100,9 @@ else:
 
 
 def measure(*args: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, check=True)
+    """One search in its own process, with freed memory kept for reuse as the ``sedge`` command has it."""
+    out = subprocess.run([sys.executable, "-c", SCRIPT, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, **child_environment()})
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -5,6 +5,7 @@ For every zoo model, in **one run** (each measurement in its own process, so pea
 * ``fused``      — the default CPU path, the C++ layer operator of :mod:`sedge.models.kernel`;
 * ``chunked``    — the chunked scan of :mod:`sedge.models.scan` (``SEDGE_KERNEL=0``, the fallback);
 * ``sequential`` — the plain per-sample loop ``sedge.models.scan.diag_scan_loop`` (small models only);
+* ``fused`` with glibc's default allocation (freed large blocks unmapped, :mod:`sedge.memory`);
 * the **MAC limit**: 3 × the forward MACs of the batch ÷ the sgemm rate measured in the same run at
   2 threads (a large float32 torch.mm). Machines here differ (AVX-512 or AVX2), so the goals are
   ratios to that limit: tiny, s, m within 2.5×, l and full within 2×, full at ≤ 1.2 GB peak.
@@ -20,6 +21,8 @@ import subprocess
 import sys
 
 import pytest
+
+from sedge.memory import child_environment
 
 SCRIPT = r"""
 import json, os, resource, sys, time
@@ -62,8 +65,11 @@ print(json.dumps({"seconds": min(times[1:]), "macs_fwd": macs * batch,
 GOALS = {"tiny": 2.5, "s": 2.5, "m": 2.5, "l": 2.0, "full": 2.0}
 
 
-def measure(name: str, impl: str, reps: int, threads: int = 2) -> dict:
-    env = dict(os.environ)
+def measure(name: str, impl: str, reps: int, threads: int = 2, keep_freed: bool = True) -> dict:
+    """One measurement in its own process, with freed memory kept for reuse as the ``sedge`` command
+    and the book's kernels have it (:mod:`sedge.memory`), or, with ``keep_freed=False``, glibc's default."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(child_environment() if keep_freed else {})
     if impl in ("chunked", "sequential"):
         env["SEDGE_KERNEL"] = "0"
     out = subprocess.run([sys.executable, "-c", SCRIPT, name, impl, str(reps), str(threads)], capture_output=True,
@@ -76,11 +82,15 @@ def test_forward_backward_speed(name, benchmark):
     sgemm = measure("", "sgemm", 5)["mac_per_s"]
     fused = benchmark.pedantic(measure, args=(name, "fused", 3), rounds=1, iterations=1)
     chunked = measure(name, "chunked", 1)
+    unmapped = measure(name, "fused", 3, keep_freed=False)
     limit = 3 * fused["macs_fwd"] / sgemm
     line = (f"\n{name}: fused {fused['seconds']:.3f} s ({fused['seconds'] / limit:.1f}× the MAC limit "
             f"{limit:.3f} s; goal {GOALS[name]}×), peak {fused['peak_gb']:.2f} GB | chunked scan "
-            f"{chunked['seconds']:.3f} s, peak {chunked['peak_gb']:.2f} GB (×{chunked['seconds'] / fused['seconds']:.1f})")
-    record = {"fused": fused, "chunked": chunked, "mac_limit_s": limit, "sgemm_mac_per_s": sgemm}
+            f"{chunked['seconds']:.3f} s, peak {chunked['peak_gb']:.2f} GB (×{chunked['seconds'] / fused['seconds']:.1f})"
+            f" | fused with freed memory unmapped (glibc default) {unmapped['seconds']:.3f} s "
+            f"(×{unmapped['seconds'] / fused['seconds']:.2f}), peak {unmapped['peak_gb']:.2f} GB")
+    record = {"fused": fused, "chunked": chunked, "fused_unmapped": unmapped, "mac_limit_s": limit,
+              "sgemm_mac_per_s": sgemm}
     if name in ("tiny", "s"):
         seq = measure(name, "sequential", 1)
         line += f" | sequential {seq['seconds']:.2f} s (×{seq['seconds'] / fused['seconds']:.1f})"
