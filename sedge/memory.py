@@ -5,9 +5,8 @@ it to the kernel on ``free``. An S-Edge layer's output is a (batch, time, channe
 per layer of ``full`` at 16 one-second clips — so every batch of every layer gets freshly mapped
 pages, which the kernel must zero on first touch (``clear_page``; with the transparent huge pages
 :mod:`sedge` asks for, 2 MB at a time). Measured with ``perf`` on an evaluation pass of ``full``
-(16 clips, one thread): about 20 % of the time went to zeroing pages, and the pass took 74–115 ms
-per clip against 61–69 ms with the setting below (training a ``tiny`` step: 5–10 % faster; both on
-a machine whose other core was busy, so only the direction is sure).
+(16 clips, one thread, the fused kernel with a vectorised epilogue): about 20 % of the time went to
+zeroing pages (the README's training-speed section has the timings).
 
 :func:`keep_freed_memory` tells glibc (``mallopt``) to serve large blocks from the heap
 (``M_MMAP_MAX`` = 0) and never to give the top of the heap back (``M_TRIM_THRESHOLD``), so a freed
