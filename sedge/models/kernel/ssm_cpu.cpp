@@ -53,7 +53,9 @@ struct Vec {
 };
 
 // C[R × NV·lanes] += A[R × K] · W[K × NV·lanes]; A(r, p) = a[r·ars + p·acs], W row-major (ldw).
-template <typename S, int R, int NV, int BYTES>
+// With UNFUSED each product is rounded before it is added (a multiply and an add, not one fused
+// multiply-add): the arithmetic of the scalar loop that used to compute the last columns.
+template <typename S, int R, int NV, int BYTES, bool UNFUSED = false>
 inline void micro(int K, const S* __restrict a, long ars, long acs, const S* __restrict w, long ldw,
                   S* __restrict c, long ldc) {
     using X = Vec<S, BYTES>;
@@ -65,22 +67,21 @@ inline void micro(int K, const S* __restrict a, long ars, long acs, const S* __r
         for (int v = 0; v < NV; ++v) wv[v] = X::load(w + p * ldw + v * X::N);
         for (int r = 0; r < R; ++r) {
             const typename X::V s = X::splat(a[r * ars + p * acs]);
-            for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
+            for (int v = 0; v < NV; ++v) {
+                if constexpr (UNFUSED) {
+                    typename X::V prod = s * wv[v];
+#if defined(__x86_64__) || defined(__i386__)
+                    asm("" : "+v"(prod));                // the compiler cannot fuse through it
+#endif
+                    acc[r][v] += prod;
+                } else {
+                    acc[r][v] += s * wv[v];
+                }
+            }
         }
     }
     for (int r = 0; r < R; ++r)
         for (int v = 0; v < NV; ++v) X::store(c + r * ldc + v * X::N, acc[r][v]);
-}
-
-template <typename S, int R>
-inline void micro_tail(int K, int M, const S* __restrict a, long ars, long acs, const S* __restrict w, long ldw,
-                       S* __restrict c, long ldc) {
-    for (int r = 0; r < R; ++r)
-        for (int m = 0; m < M; ++m) {
-            S s = c[r * ldc + m];
-            for (int p = 0; p < K; ++p) s += a[r * ars + p * acs] * w[p * ldw + m];
-            c[r * ldc + m] = s;
-        }
 }
 
 // Columns [n0, n0 + NV·lanes) of C: rows in blocks of R (R·NV accumulators hide the FMA latency).
@@ -89,6 +90,33 @@ inline void column_block(int M, int K, const S* a, long ars, long acs, const S* 
     int r = 0;
     for (; r + R <= M; r += R) micro<S, R, NV, BYTES>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
     for (; r < M; ++r) micro<S, 1, NV, BYTES>(K, a + r * ars, ars, acs, w, ldw, c + r * ldc, ldc);
+}
+
+// The last T (< one narrow vector) columns of C[M × T] += A[M × K] · W[K × T]: through copies padded
+// with zero columns to one narrow vector, so that they run through the vector micro-kernel as well (a
+// scalar loop over them cost more than all the vector columns of a layer 42 or 54 wide). Each element
+// is still c + Σ_p a·w in the same order; the zero columns only compute zeros.
+template <typename S>
+void tail_columns(int M, int K, int T, const S* a, long ars, long acs, const S* w, long ldw, S* c, long ldc) {
+    constexpr int LN = Vec<S, NARROW>::N, R = 12;
+    thread_local std::vector<S> wpad, cpad;
+    wpad.assign((size_t)K * LN, S(0));
+    cpad.assign((size_t)R * LN, S(0));
+    for (int p = 0; p < K; ++p)
+        for (int m = 0; m < T; ++m) wpad[(size_t)p * LN + m] = w[p * ldw + m];
+    for (int r0 = 0; r0 < M; r0 += R) {
+        const int rows = std::min(R, M - r0);
+        for (int r = 0; r < rows; ++r)
+            for (int m = 0; m < T; ++m) cpad[(size_t)r * LN + m] = c[(r0 + r) * ldc + m];
+        if (rows == R) {
+            micro<S, R, 1, NARROW, true>(K, a + r0 * ars, ars, acs, wpad.data(), LN, cpad.data(), LN);
+        } else {
+            for (int r = 0; r < rows; ++r)
+                micro<S, 1, 1, NARROW, true>(K, a + (r0 + r) * ars, ars, acs, wpad.data(), LN, cpad.data() + r * LN, LN);
+        }
+        for (int r = 0; r < rows; ++r)
+            for (int m = 0; m < T; ++m) c[(r0 + r) * ldc + m] = cpad[(size_t)r * LN + m];
+    }
 }
 
 // C[M × N] += A[M × K] · W[K × N] (A with arbitrary strides, so Aᵀ needs no copy).
@@ -100,11 +128,7 @@ void gemm_acc(int M, int K, int N, const S* a, long ars, long acs, const S* w, l
     for (; n + L <= N; n += L) column_block<S, 12, 1>(M, K, a, ars, acs, w + n, ldw, c + n, ldc);
     if constexpr (LN < L)
         for (; n + LN <= N; n += LN) column_block<S, 12, 1, NARROW>(M, K, a, ars, acs, w + n, ldw, c + n, ldc);
-    if (n < N) {
-        int r = 0;
-        for (; r + 4 <= M; r += 4) micro_tail<S, 4>(K, N - n, a + r * ars, ars, acs, w + n, ldw, c + r * ldc + n, ldc);
-        for (; r < M; ++r) micro_tail<S, 1>(K, N - n, a + r * ars, ars, acs, w + n, ldw, c + r * ldc + n, ldc);
-    }
+    if (n < N) tail_columns<S>(M, K, N - n, a, ars, acs, w + n, ldw, c + n, ldc);
 }
 
 template <typename S>
