@@ -1,7 +1,9 @@
 """Cached stages follow every input: configuration, input checkpoints, data, the code they run; the
 record is the commit point; chapters notice a stage they read being recomputed."""
+import importlib.util
 import json
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -329,3 +331,38 @@ def test_adopt_rekeys_only_a_stage_whose_sole_difference_is_the_machine_bound_fo
     monkeypatch.delenv("SEDGE_STAGES")
     assert finished(tmp_path / "s", key, ("result.bin",))                   # re-keyed once, for good
     assert "rekeyed" in json.loads((tmp_path / "s" / "stage.json").read_text())
+
+
+def _rekey_tool():
+    spec = importlib.util.spec_from_file_location("rekey_stages", Path(__file__).parents[1] / "tools" / "rekey_stages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rekey_carries_a_chapter_run_under_the_old_key_and_replaces_only_the_digests_rekeyed(tmp_path):
+    import nbformat
+    tool = _rekey_tool()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["sedge"] = {"key": "old", "stages": {"checkpoints/quick/a": "a0", "checkpoints/quick/b": "b0",
+                                                     "file:x.bin": "x0"}}
+    path = tmp_path / "chapter.ipynb"
+    nbformat.write(nb, str(path))
+    rewritten = {"checkpoints/quick/a": ("a0", "a1"), "checkpoints/quick/b": ("other", "b1")}
+    assert not tool.rekey_chapter(path, "another", "new", rewritten, {"because": "t"})   # run by other code
+    assert nbformat.read(str(path), as_version=4).metadata["sedge"]["key"] == "old"
+    assert tool.rekey_chapter(path, "old", "new", rewritten, {"because": "t"}, dry_run=True)
+    assert nbformat.read(str(path), as_version=4).metadata["sedge"]["key"] == "old"      # dry run: untouched
+    assert tool.rekey_chapter(path, "old", "new", rewritten, {"because": "t"})
+    meta = nbformat.read(str(path), as_version=4).metadata["sedge"]
+    assert meta["key"] == "new" and meta["rekeyed"] == {"because": "t"}
+    # a: re-keyed from the digest the chapter read; b: the chapter had read another version, it stays stale
+    assert meta["stages"] == {"checkpoints/quick/a": "a1", "checkpoints/quick/b": "b0", "file:x.bin": "x0"}
+    assert not tool.rekey_chapter(path, "new", "new", rewritten, {"because": "t"})       # nothing left to carry
+
+
+def test_rekey_names_records_as_the_stage_log_does():
+    from sedge.paths import REPO
+    tool = _rekey_tool()
+    assert tool.read_name(REPO / "checkpoints" / "quick" / "mini_s" / "stage.json") == "checkpoints/quick/mini_s"
+    assert tool.read_name(REPO / "checkpoints" / "m.key.json") == "file:checkpoints/m.key.json"
