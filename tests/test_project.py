@@ -5,6 +5,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from sedge.pipeline.book import (BOOK, chapter_values, executed_path, freshness_key, load_profile, parameters_cell,
@@ -140,3 +141,17 @@ def test_progress_bars_leave_the_executed_page_and_warnings_stay():
     nb = nbformat.v4.new_notebook(cells=[cell])
     drop_progress_bars(nb)
     assert [o["text"] for o in nb.cells[0].outputs] == ["a.py:3: UserWarning: careful\n", "10 %| of the clips\n"]
+
+
+def test_comparison_reads_each_dataset_with_the_recipe_its_chapter_trained_it_with():
+    """Chapter 8 gives epochs per dataset; the comparison must ask for the same stage (it once passed
+    the whole mapping, which keyed another stage, and in read-only mode failed on the quick book)."""
+    from sedge.pipeline.compare import _recipe
+    from sedge.pipeline.parameters import ParameterError
+    P = {"epochs": {"mini": 25, "synthetic": 16}, "batches_per_epoch": None, "lr": 0.003, "batch_size": 32,
+         "finetune_epochs": 2, "finetune_batches_per_epoch": 40, "finetune_lr": 0.001, "finetune_batch_size": 16}
+    assert _recipe(P, "mini") == dict(epochs=25, max_steps=None, lr=0.003, batch_size=32)
+    assert _recipe(P, "synthetic")["epochs"] == 16
+    assert _recipe(P, "mini", "finetune_") == dict(epochs=2, max_steps=40, lr=0.001, batch_size=16)
+    with pytest.raises(ParameterError, match="synthetic4"):
+        _recipe(P, "synthetic4")

@@ -26,10 +26,12 @@ from sedge.pipeline.parameters import for_data
 SAMPLES = 16_000
 
 
-def _recipe(P: dict, prefix: str = "") -> dict:
-    """A chapter's training-stage keywords (epochs, batches per epoch, lr, batch size) under ``prefix``."""
-    return dict(epochs=P[f"{prefix}epochs"], max_steps=P[f"{prefix}batches_per_epoch"], lr=P[f"{prefix}lr"],
-                batch_size=P[f"{prefix}batch_size"])
+def _recipe(P: dict, tag: str, prefix: str = "") -> dict:
+    """A chapter's training-stage keywords (epochs, batches per epoch, lr, batch size) under ``prefix``
+    for dataset ``tag``: a chapter may give any of them per dataset (``epochs: {mini: 25, …}``), as
+    the chapter itself resolves them (:func:`sedge.pipeline.parameters.for_data`)."""
+    value = {k: for_data(P[f"{prefix}{k}"], tag, f"{prefix}{k}") for k in ("epochs", "batches_per_epoch", "lr", "batch_size")}
+    return dict(epochs=value["epochs"], max_steps=value["batches_per_epoch"], lr=value["lr"], batch_size=value["batch_size"])
 
 
 def _sedge_rows(P: dict, progress: bool) -> list[dict]:
@@ -59,7 +61,7 @@ def _sedge_rows(P: dict, progress: bool) -> list[dict]:
                              "test %": s["test_acc_after"], "checkpoint": s["prune_dir"] + "/pruned.pt"})
                 if b in pr["finetune_budgets"]:
                     out = run_dir / "prune" / (Path(s["prune_dir"]).name + "_finetune")
-                    f = finetuned_run(s["prune_dir"] + "/pruned.pt", spec, out, **_recipe(pr, "finetune_"),
+                    f = finetuned_run(s["prune_dir"] + "/pruned.pt", spec, out, **_recipe(pr, tag, "finetune_"),
                                       progress=progress)
                     rows.append({**rows[-1], "method": f"MOR ≤ {b:g} pp + fine-tuning", "val %": 100 * f["val_acc"],
                                  "test %": 100 * f["test_acc"], "checkpoint": str(out / "best.pt")})
@@ -73,7 +75,7 @@ def _sedge_rows(P: dict, progress: bool) -> list[dict]:
     for tag, spec in available_datasets(cv["datasets"]).items():
         for m in for_data(cv["models"], tag, "models"):
             run_dir = run_dir_for(cv["run_root"], tag, m)
-            r = convexity_pruned_run(run_dir, spec, "sedge", **_recipe(cv, "finetune_sedge_"), max_val=cv["max_val"],
+            r = convexity_pruned_run(run_dir, spec, "sedge", **_recipe(cv, tag, "finetune_sedge_"), max_val=cv["max_val"],
                                      progress=progress)
             if r["keep"] < r["layers"]:
                 small, _, _ = load_run(run_dir / "convexity" / "finetune")
@@ -92,12 +94,12 @@ def _baseline_rows(P: dict, progress: bool) -> list[dict]:
     rows = []
     fp = P["06_filter_pruning"]
     for tag, spec in available_datasets(fp["datasets"]).items():
-        s = baseline_run("dcase", spec, run_dir_for(fp["run_root"], tag, "dcase"), **_recipe(fp), progress=progress)
+        s = baseline_run("dcase", spec, run_dir_for(fp["run_root"], tag, "dcase"), **_recipe(fp, tag), progress=progress)
         c = dcase_costs(load_baseline(s["run_dir"] + "/best.pt")[0])
         rows.append({"data": tag, "family": "DCASE CNN", "model": "16-16-32", "method": "trained", "params": c["params"],
                      "macs": c["macs"]["total"], "val %": 100 * s["val_acc"], "test %": 100 * s["test_acc"]})
         for layers in fp["layer_sets"]:
-            r = filter_pruned_run(s["run_dir"], spec, tuple(layers), **_recipe(fp, "finetune_"),
+            r = filter_pruned_run(s["run_dir"], spec, tuple(layers), **_recipe(fp, tag, "finetune_"),
                                   max_fraction=fp["max_fraction"], progress=progress)
             rows.append({"data": tag, "family": "DCASE CNN", "model": "-".join(map(str, r["pruned"]["channels"])),
                          "method": "filter pruning " + "+".join(f"C{i}" for i in layers) + " + fine-tuning",
@@ -106,8 +108,8 @@ def _baseline_rows(P: dict, progress: bool) -> list[dict]:
     cv = P["07_convexity"]
     for tag, spec in available_datasets(cv["datasets"]).items():
         t = baseline_run("transformer", spec, run_dir_for(cv["run_root"], tag, "transformer"),
-                         **_recipe(cv, "transformer_"), progress=progress)
-        r = convexity_pruned_run(t["run_dir"], spec, "transformer", **_recipe(cv, "finetune_transformer_"),
+                         **_recipe(cv, tag, "transformer_"), progress=progress)
+        r = convexity_pruned_run(t["run_dir"], spec, "transformer", **_recipe(cv, tag, "finetune_transformer_"),
                                  max_val=cv["max_val"], progress=progress)
         rows.append({"data": tag, "family": "transformer", "model": f"{r['layers']} blocks", "method": "trained",
                      "params": r["params"], "macs": r["macs"], "val %": 100 * r["val_acc"], "test %": 100 * r["test_acc"]})
@@ -118,7 +120,7 @@ def _baseline_rows(P: dict, progress: bool) -> list[dict]:
     xn = P["08_xnor"]
     for tag, spec in available_datasets(xn["datasets"]).items():
         for network, (name, variant) in XNOR_VARIANTS.items():
-            s = baseline_run("acdnet", spec, run_dir_for(xn["run_root"], tag, name), **_recipe(xn), progress=progress,
+            s = baseline_run("acdnet", spec, run_dir_for(xn["run_root"], tag, name), **_recipe(xn, tag), progress=progress,
                              kwargs={"sfeb": xn["micro_sfeb"], "widths": xn["micro_widths"], **variant})
             c = acd_cost(load_baseline(s["run_dir"] + "/best.pt")[0])
             method = "trained" if network == "float" else network.replace("XNOR", "XNOR-Net")
@@ -126,10 +128,10 @@ def _baseline_rows(P: dict, progress: bool) -> list[dict]:
                          "params": c["params"], "macs": c["macs"], "effective macs": c["macs_effective"],
                          "weight bits": c["weight_bits"], "val %": 100 * s["val_acc"], "test %": 100 * s["test_acc"]})
         if tag in xn["compress_on"]:
-            s = baseline_run("acdnet", spec, run_dir_for(xn["run_root"], tag, "acdnet_base"), **_recipe(xn),
+            s = baseline_run("acdnet", spec, run_dir_for(xn["run_root"], tag, "acdnet_base"), **_recipe(xn, tag),
                              progress=progress, kwargs={"sfeb": xn["base_sfeb"], "widths": xn["base_widths"], "xnor": False})
             r = compressed_run(s["run_dir"], spec, sparsity=xn["sparsity"], keep_fraction=xn["keep_fraction"],
-                               calib_clips=xn["calib_clips"], **_recipe(xn, "finetune_"), progress=progress)
+                               calib_clips=xn["calib_clips"], **_recipe(xn, tag, "finetune_"), progress=progress)
             names = {"float": "trained", "magnitude": f"magnitude {xn['sparsity']:.0%}",
                      "channels": "+ channel pruning", "int8": "+ int8 quantisation"}
             for stage, v in r["stages"].items():
