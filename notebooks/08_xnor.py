@@ -119,7 +119,7 @@ for tag, spec in available.items():
                      "curve": 100 * curve["val_acc"].to_numpy()})
 xnor_table = pd.DataFrame(rows)
 curves = xnor_table.pop("curve")
-xnor_table.round(2)
+show_table(xnor_table, ["data", "network"])
 
 # %%
 gap = xnor_table.pivot_table(index=["data", "classes"], columns="network", values="test %").reset_index()
