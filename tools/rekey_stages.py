@@ -32,9 +32,9 @@ import nbformat
 from sedge.paths import CHECKPOINTS, REPO, atomic_write_json
 from sedge.pipeline.baseline_experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
 from sedge.pipeline.experiments import PRUNE_CODE, TRAIN_CODE
-from sedge.pipeline.book import freshness_key
-from sedge.pipeline.chapters import executed_path, read_source, source_notebooks
-from sedge.pipeline.fingerprint import chapter_roots, fingerprint
+from sedge.pipeline.book import freshness_key, library_fingerprint
+from sedge.pipeline.chapters import executed_path, source_notebooks
+from sedge.pipeline.fingerprint import fingerprint
 from sedge.pipeline.profiles import load_profile
 from sedge.pipeline.stages import RECORD, file_digest
 
@@ -65,10 +65,7 @@ def old_fingerprints(old_rev: str) -> tuple[dict[str, str], dict[Path, str]]:
             old_lists = code_lists_at(tree)
             pairs = {name: (fingerprint(old_lists[name], root=tree), fingerprint(roots))
                      for name, roots in CODE_LISTS.items()}
-            chapters = {}
-            for src in source_notebooks():
-                cells = [c.source for c in read_source(src).cells if c.cell_type == "code"]
-                chapters[src] = fingerprint(chapter_roots(cells, root=tree), root=tree)
+            chapters = {src: library_fingerprint(src, root=tree) for src in source_notebooks()}
         finally:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=True)
     for name, (old, new) in pairs.items():

@@ -32,12 +32,13 @@ from sedge.paths import REPO, portable
 from sedge.pipeline.profiles import PROFILES, chapter_values, load_profile
 from sedge.pipeline.stages import environment
 
-def library_fingerprint(notebook: Path) -> str:
+def library_fingerprint(notebook: Path, root: Path = REPO) -> str:
     """Fingerprint of the library code the chapter runs: the ``sedge`` modules its code cells import,
-    transitively, without docstrings and comments (:mod:`sedge.pipeline.fingerprint`)."""
+    transitively, without docstrings and comments (:mod:`sedge.pipeline.fingerprint`), as the
+    sources under ``root`` define them (another checkout: the fingerprint at another revision)."""
     from sedge.pipeline.fingerprint import chapter_roots, fingerprint
     cells = [c.source for c in read_source(notebook).cells if c.cell_type == "code"]
-    return fingerprint(chapter_roots(cells))
+    return fingerprint(chapter_roots(cells, root=root), root=root)
 
 
 def notebook_source_hash(path: Path) -> str:
