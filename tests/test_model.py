@@ -9,7 +9,7 @@ from sedge.models.config import PAPER_PARAMS, ModelConfig, model_config
 from sedge.models.cost import deployed_params, layer_shapes, macs_per_sample, cost_report
 from sedge.models.init import hippo_normal
 from sedge.models.layer import SEdgeLayer
-from sedge.models.model import build_model, rzoh_hold, zero_order_hold, validate_step_scale
+from sedge.models.model import build_model, hold_in_place, rzoh_hold, zero_order_hold, validate_step_scale
 
 
 @pytest.mark.parametrize("name", sorted(PAPER_PARAMS))
@@ -128,6 +128,30 @@ def test_rzoh_hold_distribution():
     assert np.mean([rzoh_hold(0.02, g) >= 2 for _ in range(4000)]) < 0.03   # P(U < p/2) = 0.01
     x = torch.arange(10.).view(1, 10, 1)
     assert zero_order_hold(x, 4).flatten().tolist() == [0, 0, 0, 0, 4, 4, 4, 4, 8, 8]
+
+
+@pytest.mark.parametrize("L, d", [(64, 4), (64, 64), (60, 8), (64, 1)])
+def test_hold_in_place_is_the_zero_order_hold(L, d):
+    """The in-place hold of training (no held copy) gives the values and gradients of
+    :func:`zero_order_hold`, writes into its input where L divides by d, and copies otherwise."""
+    w = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    u = torch.randn(2, L, 3, dtype=torch.float64)
+    g = torch.randn(2, L, 5, dtype=torch.float64)
+    results = []
+    for hold in (zero_order_hold, hold_in_place):
+        x = u @ w
+        ptr = x.data_ptr()
+        held = hold(x, d)
+        if hold is hold_in_place:
+            assert (held.data_ptr() == ptr) == (L % d == 0)
+        results.append((held.detach().clone(), torch.autograd.grad(held, w, g)[0]))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    # the gradient goes to the first sample of each group only
+    leaf = (u @ w).detach().requires_grad_(True)
+    (gx,) = torch.autograd.grad(hold_in_place(leaf * 1.0, d), leaf, g)
+    if d > 1 and L % d == 0:
+        assert gx.view(2, L // d, d, 5)[:, :, 1:].abs().max() == 0
 
 
 def test_training_forward_backward_runs_with_rzoh_and_dropout():

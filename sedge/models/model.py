@@ -44,6 +44,38 @@ def zero_order_hold(x: torch.Tensor, d: int) -> torch.Tensor:
     return held.reshape(B, n * d, *x.shape[2:])[:, :L]
 
 
+class _HoldInPlace(torch.autograd.Function):
+    """:func:`zero_order_hold` written into x itself (L divisible by d): the held copy of a whole layer
+    output (98 MB per layer of ``full`` at batch 16) is never allocated. Backward: the gradient of
+    x[:, j·d] is the sum of the d held gradients, every other sample gets 0."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, d: int) -> torch.Tensor:  # type: ignore[override]
+        groups = x.view(x.shape[0], x.shape[1] // d, d, *x.shape[2:])
+        groups[:, :, 1:] = groups[:, :, :1]
+        ctx.mark_dirty(x)
+        ctx.d = d
+        return x
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # type: ignore[override]
+        d = ctx.d
+        groups = g.reshape(g.shape[0], g.shape[1] // d, d, *g.shape[2:])   # a view where it can be (the
+        out = torch.zeros(groups.shape, dtype=g.dtype, device=g.device)      # mean's gradient is stride 0)
+        out[:, :, :1] = groups.sum(dim=2, keepdim=True)
+        return out.view(g.shape), None
+
+
+def hold_in_place(x: torch.Tensor, d: int) -> torch.Tensor:
+    """:func:`zero_order_hold` in place where it can be (contiguous x, L divisible by d); the same
+    values and gradients. x must not be needed unheld afterwards."""
+    if d <= 1:
+        return x
+    if not x.is_contiguous() or x.shape[1] % d or x._base is not None:
+        return zero_order_hold(x, d)
+    return _HoldInPlace.apply(x, d)
+
+
 def validate_step_scale(step_scale: list[int] | tuple[int, ...], n_layers: int) -> list[int]:
     """Cumulative factors s_1 … s_L, each a positive multiple of the previous (SPEC §2)."""
     s = [int(v) for v in step_scale]
@@ -97,7 +129,7 @@ class SEdgeModel(nn.Module):
         for i, layer in enumerate(self.layers[:upto]):
             x = layer(x)
             if self.training and self.cfg.rzoh:
-                x = zero_order_hold(x, rzoh_hold(self.rzoh_p[i]))
+                x = hold_in_place(x, rzoh_hold(self.rzoh_p[i]))   # x is the layer's own output
             outs.append(x)
         return outs
 

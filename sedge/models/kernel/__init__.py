@@ -129,7 +129,8 @@ def _register_python_side() -> None:
     def _(z, a, W_in, b_in, W_out, c, W_skip, epilogue, slope, chunk):
         B, L, _ = z.shape
         n_chunks = max(1, -(-L // chunk))
-        mask = z.new_empty((B, L, W_out.shape[0]) if epilogue else (0, 0, 0), dtype=torch.uint8)
+        mask_bytes = -(-chunk * W_out.shape[0] // 8)     # the sign of y, one bit per element, per chunk
+        mask = z.new_empty((B, n_chunks, mask_bytes) if epilogue else (0, 0, 0), dtype=torch.uint8)
         return z.new_empty(B, L, W_out.shape[0]), z.new_empty(B, n_chunks, 2, a.shape[0]), mask
 
     @torch.library.register_fake("sedge::ssm_layer_backward")

@@ -8,7 +8,7 @@
 //
 // and, with the epilogue on, the layer output out_k = LeakyReLU(y_k) + S z_k (S = W_skip, (H, d_in),
 // or the identity / a broadcast of the single input channel when W_skip is empty); it then also
-// returns the sign mask of y for the backward pass. Without the epilogue out_k = y_k.
+// returns the sign mask of y for the backward pass (one bit per element). Without the epilogue out_k = y_k.
 //
 // Time is cut into chunks of T samples. The forward pass writes y and the state *entering* every
 // chunk (B, n_chunks, 2, P) and nothing else: the (B, L, P) complex state is never stored. The
@@ -31,8 +31,44 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cstring>
 #include <vector>
+
+// The sign mask of y that backward needs is stored one bit per element, packed per chunk: chunk c of
+// sequence b owns bytes [(b·n_chunks + c)·mask_bytes, …), bit i of byte g is element 8g + i of the
+// chunk's n·H values (time-major). A byte per element cost full 6 × 25 MB of a training step.
+inline int64_t mask_bytes(int64_t chunk, int64_t H) { return (chunk * H + 7) / 8; }
+
+// Pack n 0/1 bytes into ⌈n/8⌉ bytes. The multiply gathers byte i of a 64-bit word into bit 56 + i
+// (every partial product lands on its own bit, so there are no carries).
+inline void pack_bits(const uint8_t* __restrict src, int64_t n, uint8_t* __restrict dst) {
+    const int64_t whole = n / 8;
+    for (int64_t g = 0; g < whole; ++g) {
+        uint64_t v;
+        std::memcpy(&v, src + 8 * g, 8);
+        dst[g] = (uint8_t)((v * 0x0102040810204080ULL) >> 56);
+    }
+    if (n % 8) {
+        uint8_t byte = 0;
+        for (int64_t i = 0; i < n % 8; ++i) byte |= (uint8_t)(src[8 * whole + i] << i);
+        dst[whole] = byte;
+    }
+}
+
+// The inverse: ⌈n/8⌉ packed bytes back to n 0/1 bytes.
+inline void unpack_bits(const uint8_t* __restrict src, int64_t n, uint8_t* __restrict dst) {
+    static const auto table = [] {
+        std::array<uint64_t, 256> t{};
+        for (int x = 0; x < 256; ++x)
+            for (int i = 0; i < 8; ++i) t[x] |= (uint64_t)((x >> i) & 1) << (8 * i);
+        return t;
+    }();
+    const int64_t whole = n / 8;
+    for (int64_t g = 0; g < whole; ++g) std::memcpy(dst + 8 * g, &table[src[g]], 8);
+    for (int64_t i = 0; i < n % 8; ++i) dst[8 * whole + i] = (src[whole] >> i) & 1;
+}
 
 namespace {
 
@@ -223,8 +259,10 @@ void forward_impl(const at::Tensor& z, const Weights<S>& w, int64_t chunk, bool 
     S* cp = ckpt.data_ptr<S>();
     uint8_t* mp = epilogue ? mask.data_ptr<uint8_t>() : nullptr;
     const S sl = (S)slope;
+    const int64_t mbytes = mask_bytes(chunk, H);
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
         std::vector<S> x(chunk * Q), s(Q);
+        std::vector<uint8_t> signs(epilogue ? chunk * H : 0);
         for (int64_t b = b0; b < b1; ++b) {
             std::fill(s.begin(), s.end(), S(0));
             for (int64_t c = 0; c < n_chunks; ++c) {
@@ -241,7 +279,7 @@ void forward_impl(const at::Tensor& z, const Weights<S>& w, int64_t chunk, bool 
                     // a branch would mispredict half the time); the same values as the scalar form.
                     // (The slope is copied into a local first: read through the lambda's captured
                     // reference inside one arm of the select, it kept the loop scalar.)
-                    uint8_t* __restrict mc = mp + (b * L + t0) * H;
+                    uint8_t* __restrict mc = signs.data();
                     S* __restrict yk = yc;
                     const S slope_k = sl;
                     const int64_t nH = (int64_t)n * H;
@@ -251,6 +289,9 @@ void forward_impl(const at::Tensor& z, const Weights<S>& w, int64_t chunk, bool 
                         mc[k] = v > S(0);
                         yk[k] = v > S(0) ? v : leak;
                     }
+                    uint8_t* packed = mp + (b * n_chunks + c) * mbytes;
+                    pack_bits(mc, nH, packed);
+                    std::fill(packed + (nH + 7) / 8, packed + mbytes, uint8_t(0));   // a short last chunk
                     if (w.has_skip) {
                         gemm_acc<S>(n, d, H, zc, d, 1, w.skipT.data(), H, yc, H);
                     } else if (d == 1) {                         // the one input channel, broadcast
@@ -289,6 +330,7 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& z, const Weights<S>
     double* accp = acc.data_ptr<double>();
     at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
         std::vector<S> x(chunk * Q), G(chunk * Q), carry(Q), part(n_acc), gyb(epilogue ? chunk * H : 0);
+        std::vector<uint8_t> signs(epilogue ? chunk * H : 0);
         for (int64_t b = b0; b < b1; ++b) {
             double* accb = accp + b * n_acc;
             std::fill(carry.begin(), carry.end(), S(0));           // conj(Λ̄) ⊙ G_{k+1}
@@ -300,10 +342,11 @@ void backward_impl(const at::Tensor& gout, const at::Tensor& z, const Weights<S>
                 const S* goc = gop + (b * L + t0) * H;
                 const S* gyc = goc;                           // ∂ℒ/∂y: through the activation if it is fused
                 if (epilogue) {
-                    const uint8_t* __restrict mc = mp + (b * L + t0) * H;
+                    const int64_t nH = (int64_t)n * H;
+                    unpack_bits(mp + (b * n_chunks + c) * mask_bytes(chunk, H), nH, signs.data());
+                    const uint8_t* __restrict mc = signs.data();
                     S* __restrict gk = gyb.data();
                     const S slope_k = sl;
-                    const int64_t nH = (int64_t)n * H;
 #pragma omp simd
                     for (int64_t k = 0; k < nH; ++k) {
                         const S g = goc[k], leak = slope_k * g;
@@ -408,7 +451,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> ssm_layer_forward(
     const int64_t n_chunks = std::max<int64_t>(1, (L + chunk - 1) / chunk);
     auto y = at::empty({B, L, H}, z.options());
     auto ckpt = at::zeros({B, n_chunks, 2, P}, z.options());
-    auto mask = at::empty({epilogue ? B : 0, epilogue ? L : 0, epilogue ? H : 0}, z.options().dtype(at::kByte));
+    auto mask = at::empty({epilogue ? B : 0, epilogue ? n_chunks : 0, epilogue ? mask_bytes(chunk, H) : 0},
+                          z.options().dtype(at::kByte));
     if (L == 0) return {y, ckpt, mask};
     AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "ssm_layer_forward", [&] {
         Weights<scalar_t> w(a, W_in, b_in, W_out, c);
