@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sedge.models.config import TrainConfig
-from sedge.compress.pruning import _evaluate_candidates, prune
+from sedge.compress import pruning
+from sedge.compress.pruning import BOUND, _evaluate_candidates, prune
 from sedge.compress.reduction import ReductionError, reduce_layer
 from sedge.training.checkpoints import load_checkpoint
 from sedge.training.train import train
@@ -137,7 +138,7 @@ def test_a_screened_search_confirms_every_step_on_the_whole_split(trained, budge
     res = prune(model, x, y, budget_pp=budget, progress=False, memo=memo, step=2, screen=12, screen_seed=3)
     assert any(k.startswith("screen12.3|") for k in memo)
     assert res.evaluated <= exact.evaluated
-    whole = {k: v for k, v in memo.items() if "|" not in k}
+    whole = {k: v for k, v in memo.items() if not k.startswith("screen")}    # exact, or bounds (BOUND)
     assert len(whole) == res.evaluated
     with torch.no_grad():
         final = 100 * float((res.model(x).argmax(1) == y).float().mean())
@@ -166,7 +167,7 @@ def test_a_batched_search_measures_where_each_batch_ends(trained, budget):
     assert [s.states for s in same.steps] == [s.states for s in single.steps]
     memo: dict = {}
     res = prune(model, x, y, budget_pp=budget, progress=False, memo=memo, step=2, screen=12, screen_seed=3, batch=4)
-    whole = {k: v for k, v in memo.items() if "|" not in k}
+    whole = {k: v for k, v in memo.items() if not k.startswith("screen")}
     assert len(whole) == res.evaluated
     with torch.no_grad():
         final = 100 * float((res.model(x).argmax(1) == y).float().mean())
@@ -185,6 +186,67 @@ def test_a_batched_search_measures_where_each_batch_ends(trained, budget):
         prune(model, x, y, batch=0)
     with pytest.raises(ReductionError, match="needs a screen"):      # would silently be the exact search
         prune(model, x, y, batch=4)
+
+
+def test_an_evaluation_stops_once_the_budget_is_out_of_reach(trained):
+    """With ``fails``, a candidate is dropped as soon as the clips left could not bring it within the
+    budget: its accuracy is then a bound (``_Bound``) at or above its true accuracy and beyond the budget,
+    fewer clips are evaluated, and a candidate that passes is measured exactly."""
+    model, x, y = trained
+    bad = reduce_layer(model.layers[0], 2).eval()
+    _, exact = _evaluate_candidates(model, {0: bad}, x, y, chunk=4, base=False)
+    floor = exact[0] + 10.0                                   # a budget this candidate misses by 10 points
+    calls = []
+    bad_counted = copy.deepcopy(bad)
+    bad_counted.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    _, stopped = _evaluate_candidates(model, {0: bad_counted}, x, y, chunk=4, base=False,
+                                      fails=lambda acc: acc < floor)
+    assert isinstance(stopped[0], pruning._Bound) and exact[0] <= stopped[0] < floor
+    assert sum(calls) < len(x)
+    _, passed = _evaluate_candidates(model, {0: bad}, x, y, chunk=4, base=False, fails=lambda acc: acc < exact[0])
+    assert not isinstance(passed[0], pruning._Bound) and passed[0] == exact[0]
+
+
+@pytest.fixture(scope="module")
+def fragile():
+    """An untrained ``tiny`` whose output maps are scaled up so that its states, not its skips, decide
+    its predictions, on random clips labelled with those predictions: truncations break it."""
+    from sedge.models.config import model_config
+    from sedge.models.model import build_model
+    model = build_model(model_config("tiny", n_classes=8), seed=3).double().eval()
+    with torch.no_grad():
+        for layer in model.layers:
+            layer.C_re.mul_(30)
+            layer.C_im.mul_(30)
+        x = torch.randn(40, 300, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        return model, x, model(x).argmax(1)
+
+
+@pytest.mark.parametrize("screen", [0, 12])
+def test_stopping_failed_evaluations_early_does_not_change_the_search(fragile, monkeypatch, screen):
+    """The same steps, accuracies and final model as evaluating every candidate on every clip; the
+    memo keeps a stopped evaluation as a bound (``BOUND`` + key) at or above the exact accuracy, which
+    a search with a larger budget does not take as decided."""
+    model, x, y = fragile
+    kw = dict(progress=False, step=4, screen=screen, screen_seed=3, cache_gb=0.0)
+    early_memo: dict = {}
+    early = prune(model, x, y, budget_pp=5.0, memo=early_memo, **kw)
+    evaluate = pruning._evaluate_candidates
+    monkeypatch.setattr(pruning, "_evaluate_candidates",
+                        lambda *a, fails=None, **k: evaluate(*a, **k))          # every clip, always
+    full_memo: dict = {}
+    full = prune(model, x, y, budget_pp=5.0, memo=full_memo, **kw)
+    monkeypatch.undo()
+    assert [(s.states, s.val_acc) for s in early.steps] == [(s.states, s.val_acc) for s in full.steps]
+    assert early.evaluated == full.evaluated
+    bounds = {k[len(BOUND):]: v for k, v in early_memo.items() if k.startswith(BOUND)}
+    if screen == 0:
+        assert bounds, "no evaluation was stopped early"
+    for k, v in bounds.items():
+        assert full_memo[k] <= v and early.baseline_val_acc - v > 5.0
+    wider = prune(model, x, y, budget_pp=100.0, memo=dict(early_memo), **kw)
+    fresh = prune(model, x, y, budget_pp=100.0, memo={}, **kw)
+    assert [s.states for s in wider.steps] == [s.states for s in fresh.steps]
 
 
 def test_step_fraction_sets_the_move_size(trained):

@@ -17,6 +17,11 @@ Greedy loop over the validation split:
    drop from the unpruned model stays within the budget; a layer whose next move breaks the
    budget is frozen; the search stops when every layer is frozen or at its minimum order.
 
+A whole-split evaluation stops for a candidate as soon as the clips still to come could no longer
+bring it within the budget (every later clip counted correct would leave it beyond): the decision
+is the one the whole pass gives, the memo keeps that upper bound under ``BOUND`` + key, and only
+accepted candidates, which are always measured on every clip, have their accuracies recorded.
+
 The accuracy of a configuration (the orders asked of every layer) does not depend on the budget
 or the objective, so evaluations are kept in a ``memo`` that searches with other budgets reuse
 (and that :func:`sedge.pipeline.experiments.pruned_run` stores on disk, so an interrupted search resumes).
@@ -97,6 +102,30 @@ def memo_key(method: str, requested: list[int]) -> str:
     return f"{method}:" + ",".join(map(str, requested))
 
 
+BOUND = "at most|"      # memo prefix: an upper bound on a configuration's accuracy (an evaluation stopped early)
+
+
+class _Bound(float):
+    """An accuracy known only from above: the evaluation stopped once the clips left could no longer
+    bring the candidate within the budget (100 · (correct so far + clips left) / clips)."""
+
+
+def _store(memo: dict[str, float], key: str, acc: float) -> None:
+    """Put an evaluation into the memo: an exact accuracy under ``key``, a :class:`_Bound` under
+    ``BOUND + key`` (so that a search with a larger budget, which the bound may not decide, evaluates
+    the configuration again)."""
+    memo[BOUND + key if isinstance(acc, _Bound) else key] = float(acc)
+
+
+def _known(memo: dict[str, float], key: str, fails: Callable[[float], bool]) -> float | None:
+    """What ``memo`` says of ``key`` that decides this search: its accuracy, or a bound beyond the budget
+    (``fails``); None if it must be evaluated."""
+    if key in memo:
+        return memo[key]
+    bound = memo.get(BOUND + key)
+    return bound if bound is not None and fails(bound) else None
+
+
 class _CandidateCache:
     """Reduced versions of each original layer, computed on first use (one reduction per order);
     method "data" takes one data Gramian per layer (:func:`~sedge.compress.reduction.state_covariances`);
@@ -162,29 +191,46 @@ class _LayerInputs:
 
 @torch.no_grad()
 def _evaluate_candidates(model, candidates: dict[int, torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
-                         chunk: int, inputs: _LayerInputs | None = None,
-                         base: bool = True) -> tuple[float, dict[int, float]]:
+                         chunk: int, inputs: _LayerInputs | None = None, base: bool = True,
+                         fails: Callable[[float], bool] | None = None) -> tuple[float, dict[int, float]]:
     """Accuracy of the current model (``base``; else NaN) and of each single-layer replacement
-    {layer: new_layer}."""
+    {layer: new_layer}.
+
+    With ``fails`` (accuracy → beyond the budget?) a candidate is dropped as soon as even all the
+    clips still to come could not bring it within the budget: fails(100 · (correct + left) / n). Its
+    accuracy is then that bound, a :class:`_Bound`; the decision is the one the whole pass would give,
+    since its accuracy can only be lower. Once every candidate is dropped (and no ``base``), the pass ends."""
     inputs = inputs or _LayerInputs(model, x, chunk, cache_gb=0.0)
     correct_base, correct = 0, {i: 0 for i in candidates}
+    active, bounds = dict(candidates), {}
     layers = model.layers
+    n = max(len(x), 1)
 
     def n_correct(h, yb):
         return int((model.decoder(h.mean(1)).argmax(1) == yb).sum())
 
     upto = len(layers) - 1 if base or not candidates else max(candidates)    # no layer past the deepest needed
+    seen = 0
     for start, inp in inputs.chunks(upto):
         yb = y[start:start + len(inp[0])]
         if base:
             correct_base += n_correct(layers[-1](inp[-1]), yb)
-        for i, cand in candidates.items():
+        for i, cand in active.items():
             h = cand(inp[i])
             for layer in layers[i + 1:]:
                 h = layer(h)
             correct[i] += n_correct(h, yb)
-    n = max(len(x), 1)
-    return (100.0 * correct_base / n if base else math.nan), {i: 100.0 * c / n for i, c in correct.items()}
+        seen += len(yb)
+        if fails is not None:
+            for i in list(active):
+                bound = 100.0 * (correct[i] + len(x) - seen) / n
+                if fails(bound):
+                    bounds[i] = _Bound(bound)
+                    del active[i]
+            if not active and not base:
+                break
+    accs = {i: bounds[i] if i in bounds else 100.0 * c / n for i, c in correct.items()}
+    return (100.0 * correct_base / n if base else math.nan), accs
 
 
 class _Screen:
@@ -213,7 +259,8 @@ class _Screen:
 
     def confirm(self, todo: dict[int, torch.nn.Module], keys: dict[int, str], memo: dict[str, float], current_key: str,
                 current_acc: float, base_acc: float, budget_pp: float, x_full: torch.Tensor, y_full: torch.Tensor,
-                inputs: "_LayerInputs", saving: Callable[[int], float]) -> int:
+                inputs: "_LayerInputs", saving: Callable[[int], float],
+                fails: Callable[[float], bool] | None = None) -> int:
         """Screen ``todo`` (layer → candidate), then confirm on the whole split the candidates estimated
         within the budget one at a time, best estimated score first, until one is within the budget; if
         none is, those estimated beyond it all together, in one pass (they share the layers before the
@@ -229,15 +276,17 @@ class _Screen:
         order = sorted(todo, key=rank, reverse=True)
         confirmed = 0
         for i in (i for i in order if rank(i)[0]):
-            _, acc = _evaluate_candidates(self.model, {i: todo[i]}, x_full, y_full, self.chunk, inputs, base=False)
-            memo[keys[i]] = acc[i]
+            _, acc = _evaluate_candidates(self.model, {i: todo[i]}, x_full, y_full, self.chunk, inputs, base=False,
+                                          fails=fails)
+            _store(memo, keys[i], acc[i])
             confirmed += 1
             if base_acc - acc[i] <= budget_pp + 1e-9 and saving(i) > 0:
                 return confirmed
         rest = {i: todo[i] for i in order if not rank(i)[0]}      # expected to fail: one pass for all of them
         if rest:
-            _, accs = _evaluate_candidates(self.model, rest, x_full, y_full, self.chunk, inputs, base=False)
-            memo.update({keys[i]: a for i, a in accs.items()})
+            _, accs = _evaluate_candidates(self.model, rest, x_full, y_full, self.chunk, inputs, base=False, fails=fails)
+            for i, a in accs.items():
+                _store(memo, keys[i], a)
         return confirmed + len(rest)
 
 
@@ -369,6 +418,11 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
         memo[key], _ = _evaluate_candidates(model, {}, x_val, y_val, chunk, inputs)
         evaluated += 1
     base_acc = current_acc = memo[key]
+
+    def fails(acc: float) -> bool:
+        """Beyond the budget: the cumulative drop from the unpruned model exceeds budget_pp."""
+        return base_acc - acc > budget_pp + 1e-9
+
     result = PruneResult(model, [_record(model, None, base_acc)], base_acc)
     bar = tqdm(desc=f"pruning ({objective}, budget {budget_pp} pp)", unit="step", disable=not progress)
     while True:
@@ -388,14 +442,14 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 for i, _, _ in path[:n]:
                     asked[i] -= moves[i]
                 end, first = memo_key(method, asked), min(i for i, _, _ in path[:n])
-                if end not in memo:
+                if _known(memo, end, fails) is None:
                     _, acc = _evaluate_candidates(model, {first: model.layers[first]}, x_val, y_val, chunk, inputs,
-                                                  base=False)
-                    memo[end] = acc[first]
+                                                  base=False, fails=fails)
+                    _store(memo, end, acc[first])
                     evaluated += 1
                     if on_round:
                         on_round(memo)
-                if base_acc - memo[end] <= budget_pp + 1e-9:
+                if not fails(_known(memo, end, fails)):
                     break
                 n //= 2
             if n >= 2:                               # accepted together; only the last step is measured
@@ -418,21 +472,23 @@ def prune(model, x_val: torch.Tensor, y_val: torch.Tensor, budget_pp: float = 0.
                 del keys[i]
                 unstable.append((i, requested[i] - moves[i]))
         shapes = layer_shapes(model)
-        todo = {i: c for i, c in cands.items() if keys[i] not in memo}
+        todo = {i: c for i, c in cands.items() if _known(memo, keys[i], fails) is None}
         if todo and screened is not None:
             evaluated += screened.confirm(todo, keys, memo, memo_key(method, requested), current_acc, base_acc,
                                           budget_pp, x_val, y_val, inputs,
-                                          lambda i: _saving(model, shapes, i, cands[i], objective))
+                                          lambda i: _saving(model, shapes, i, cands[i], objective), fails)
         elif todo:
-            _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False)
-            memo.update({keys[i]: acc for i, acc in new.items()})
+            _, new = _evaluate_candidates(model, todo, x_val, y_val, chunk, inputs, base=False, fails=fails)
+            for i, acc in new.items():
+                _store(memo, keys[i], acc)
             evaluated += len(todo)
         if todo and on_round:
             on_round(memo)
-        accs = {i: memo[k] for i, k in keys.items() if k in memo}     # screened: the confirmed candidates
+        accs = {i: _known(memo, k, fails) for i, k in keys.items()}   # screened: the confirmed candidates
+        accs = {i: acc for i, acc in accs.items() if acc is not None}
         best, best_score = None, -math.inf
         for i, acc in accs.items():
-            if base_acc - acc > budget_pp + 1e-9:    # cumulative drop beyond the budget: freeze
+            if fails(acc):                           # cumulative drop beyond the budget: freeze
                 frozen[i] = True
                 continue
             saving = _saving(model, shapes, i, cands[i], objective)

@@ -17,6 +17,9 @@
   ``records/prune_screen_full.json`` (batch 1) or ``records/prune_screen_full_batch<B>.json``.
   ``SEDGE_BENCH_PAD_CLIPS=1000`` pads the validation split with training clips to that many, to time
   the search at the issue's 1,000 clips (``…_1000clips.json``; its outcome is not a search of record).
+  ``SEDGE_BENCH_EVERY_CLIP=1`` evaluates every candidate on every clip (no early stop of a candidate
+  that can no longer pass): the same search as before that stop existed, for a ratio in one session
+  (``…_every_clip.json``).
 """
 from __future__ import annotations
 
@@ -57,11 +60,13 @@ elif which == "screened":
     from sedge.pipeline.experiments import converged_runs
     from sedge.pipeline.records import runs_of_record
     from sedge.training.checkpoints import load_checkpoint
-    screen, batch, pad = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    screen, batch, pad, every_clip = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
     import sedge.compress.pruning as pruning
     evaluate, spent = pruning._evaluate_candidates, {"whole": [0, 0.0], "screen": [0, 0.0]}
 
     def timed(model, cands, x, *a, **k):                  # where the time goes: whole split or screen
+        if every_clip:
+            k.pop("fails", None)
         t = time.perf_counter()
         out = evaluate(model, cands, x, *a, **k)
         spent["screen" if len(x) == screen else "whole"][0] += 1
@@ -81,7 +86,8 @@ elif which == "screened":
                 batch=batch)
     exact = json.loads((run["run_dir"] / "prune" / "params_truncate_b0.5_s1_f0.125_vall" / "summary.json").read_text())
     from sedge.paths import portable
-    print(json.dumps({"run": portable(run["run_dir"]), "clips": len(xv), "padded_with_training_clips": padded, "screen": screen, "batch": batch, "seconds": res.seconds,
+    print(json.dumps({"run": portable(run["run_dir"]), "clips": len(xv), "padded_with_training_clips": padded, "screen": screen, "batch": batch,
+                      "early_stop": not every_clip, "seconds": res.seconds,
                       "passes": {k: {"calls": n, "seconds": t} for k, (n, t) in spent.items()},
                       "unmeasured_steps": sum(math.isnan(s.val_acc) for s in res.steps),
                       "whole_split_evaluations": res.evaluated, "steps": len(res.steps) - 1,
@@ -143,7 +149,9 @@ def test_screened_search_of_the_trained_full_model(benchmark):
     screen = int(os.environ.get("SEDGE_BENCH_SCREEN", "96"))
     batch = int(os.environ.get("SEDGE_BENCH_BATCH", "8"))
     pad = int(os.environ.get("SEDGE_BENCH_PAD_CLIPS", "0"))
-    r = benchmark.pedantic(measure, args=("screened", str(screen), str(batch), str(pad)), rounds=1, iterations=1)
+    every_clip = os.environ.get("SEDGE_BENCH_EVERY_CLIP", "0")
+    r = benchmark.pedantic(measure, args=("screened", str(screen), str(batch), str(pad), every_clip), rounds=1,
+                           iterations=1)
     e = r["exact"]
     if r["padded_with_training_clips"]:
         print(f"\n(validation split padded with {r['padded_with_training_clips']} training clips to {r['clips']}: "
@@ -159,6 +167,8 @@ def test_screened_search_of_the_trained_full_model(benchmark):
     name = "prune_screen_full.json" if r["batch"] == 1 else f"prune_screen_full_batch{r['batch']}.json"
     if r["padded_with_training_clips"]:
         name = name.replace(".json", f"_{r['clips']}clips.json")
+    if not r["early_stop"]:
+        name = name.replace(".json", "_every_clip.json")
     record = Path(__file__).parent / "records" / name
     record.write_text(json.dumps({**r, "threads": 2, "measured": __import__("time").strftime("%Y-%m-%d")}, indent=1) + "\n")
     assert r["whole_split_evaluations"] >= 1
