@@ -100,6 +100,52 @@ def test_forward_backward_speed(name, benchmark):
     assert fused["seconds"] < chunked["seconds"]
 
 
+MEMORY_SCRIPT = r"""
+import json, resource, sys
+def rss_gb():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**30
+import torch
+after_import = rss_gb()
+torch.set_num_threads(2)
+from sedge.models.config import model_config
+from sedge.models.model import build_model
+model = build_model(model_config(sys.argv[1]), seed=0).train()
+x, y = torch.randn(16, 16000), torch.randint(0, 35, (16,))
+peaks = []
+for _ in range(int(sys.argv[2])):
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+print(json.dumps({"import_torch_rss_gb": after_import, "peak_gb_after_step": peaks}))
+"""
+
+
+def peak_by_step(name: str, steps: int, keep_freed: bool) -> dict:
+    """Process peak after each training step (batch 16 × 16,000) of ``name``, in its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env.update(child_environment() if keep_freed else {})
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, name, str(steps)], capture_output=True, text=True,
+                         check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_full_peak_memory_by_step(benchmark):
+    """Memory only (no timing: valid on a busy machine): the peak of ``full``'s training step over
+    eight steps with glibc's default allocation and with freed memory kept, next to what ``import torch``
+    alone holds. Written to ``records/train_memory_full.json``."""
+    from pathlib import Path
+    import time
+    glibc = benchmark.pedantic(peak_by_step, args=("full", 8, False), rounds=1, iterations=1)
+    kept = peak_by_step("full", 8, True)
+    print(f"\nfull, peak after steps 1 … 8: glibc default {[round(p, 2) for p in glibc['peak_gb_after_step']]} GB, "
+          f"freed memory kept {[round(p, 2) for p in kept['peak_gb_after_step']]} GB; import torch alone "
+          f"{glibc['import_torch_rss_gb']:.2f} GB (goal: 1.2 GB peak)")
+    record = {"glibc_default": glibc, "freed_memory_kept": kept, "batch": 16, "samples": 16000, "threads": 2,
+              "measured": time.strftime("%Y-%m-%d")}
+    (Path(__file__).parent / "records" / "train_memory_full.json").write_text(json.dumps(record, indent=1) + "\n")
+    benchmark.extra_info.update(record)
+    assert len(glibc["peak_gb_after_step"]) == 8
+
+
 def test_eval_forward_of_s_per_clip_one_thread(benchmark):
     sgemm = measure("", "sgemm", 3, threads=1)["mac_per_s"]
     r = benchmark.pedantic(measure, args=("s", "eval", 3, 1), rounds=1, iterations=1)
