@@ -82,6 +82,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     from sedge.models.config import TrainConfig, model_config
     from sedge.data import load_data
     from sedge.data.augment import parse_augment
+    from sedge.training.loop import TrainingStopped
     from sedge.training.train import train
     augment = parse_augment(a.augment)                   # a bad option fails before the data load
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -90,8 +91,12 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = model_config(a.model, n_classes=len(data.classes), dropout=a.dropout, rzoh=not a.no_rzoh)
     tcfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, epochs=a.epochs, seed=a.seed,
                        max_steps_per_epoch=a.max_steps, augment=augment.to_dict() if augment else None)
-    summary = train(cfg, data, tcfg, a.out, data_spec=a.data, device=a.device,
-                    checkpoint_minutes=a.checkpoint_minutes)
+    try:
+        summary = train(cfg, data, tcfg, a.out, data_spec=a.data, device=a.device,
+                        checkpoint_minutes=a.checkpoint_minutes)
+    except TrainingStopped as stopped:                   # Ctrl-C or kill: last.pt holds the position
+        print(stopped, file=sys.stderr)
+        return 128 + stopped.signum
     print(json.dumps(summary, indent=1))
     if dist.is_initialized():
         dist.destroy_process_group()
@@ -319,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a zoo model with the paper's recipe (SPEC §4)",
-                       description="Train a zoo model; resumes from OUT/last.pt after an interruption. "
+                       description="Train a zoo model; resumes from OUT/last.pt after an interruption. Ctrl-C or "
+                                   "kill (SIGINT/SIGTERM) stops after the current batch with last.pt written "
+                                   "(a second one stops at once). "
                                    "Runs under torchrun (DDP, gloo on CPU) unchanged.")
     t.add_argument("--model", default="tiny", choices=["full", "l", "m", "s", "tiny"])
     t.add_argument("--data", default="synthetic", help=DATA_HELP)

@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -118,6 +119,87 @@ def test_resume_inside_an_epoch_with_augmentation(tmp_path, monkeypatch):
     wb = torch.load(tmp_path / "run" / "last.pt", weights_only=False)["state_dict"]
     assert all(torch.allclose(wa[k].float(), wb[k].float(), atol=1e-6) for k in wa)
     assert resumed["val_acc"] == straight["val_acc"]
+
+
+def signal_during_batch(monkeypatch, n: int, signum: int, times: int = 1):
+    """Send ``signum`` to this process ``times`` times while the loss of the n-th batch is computed;
+    returns a function that undoes it."""
+    import sedge.training.train as T
+    real = T.decoder_orthogonality
+    calls = {"n": 0}
+
+    def term(W):
+        calls["n"] += 1
+        if calls["n"] == n:
+            for _ in range(times):
+                os.kill(os.getpid(), signum)
+        return real(W)
+    monkeypatch.setattr(T, "decoder_orthogonality", term)
+    return lambda: monkeypatch.setattr(T, "decoder_orthogonality", real)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_after_the_batch_and_loses_nothing(tmp_path, monkeypatch, signum):
+    """Ctrl-C or kill inside epoch 2: the batch under way finishes, last.pt records it (no mid-epoch
+    write was due), the handlers are restored, and the resumed run ends exactly as a straight one."""
+    from sedge.training.loop import TrainingStopped
+    data = toy_data()
+    cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01)
+    straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False)
+    per_epoch = -(-len(data.train) // cfg.batch_size)
+    before = signal.getsignal(signum)
+    restore = signal_during_batch(monkeypatch, per_epoch + 3, signum)
+    with pytest.raises(TrainingStopped) as stopped:
+        train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    assert (stopped.value.epoch, stopped.value.step, stopped.value.signum) == (1, 3, signum)
+    assert signal.getsignal(signum) is before
+    blob = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert blob["partial"]["epoch"] == 1 and blob["partial"]["step"] == 3
+    restore()
+    resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    a = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [h["train_loss"] for h in a] == pytest.approx([h["train_loss"] for h in b], rel=1e-6)
+    assert resumed["val_acc"] == straight["val_acc"] and resumed["test_acc"] == straight["test_acc"]
+
+
+def test_a_second_signal_stops_at_once(tmp_path, monkeypatch):
+    """Two signals: no waiting for the batch, so last.pt keeps the last epoch end."""
+    from sedge.training.loop import TrainingStopped
+    data = toy_data()
+    cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01)
+    per_epoch = -(-len(data.train) // cfg.batch_size)
+    signal_during_batch(monkeypatch, per_epoch + 3, signal.SIGTERM, times=2)
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        train(MICRO, data, cfg, tmp_path, progress=False)
+    assert not isinstance(stopped.value, TrainingStopped)
+    blob = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert len(blob["history"]) == 1 and blob.get("partial") is None
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_train_cli_reports_a_stop_and_resumes(tmp_path, monkeypatch, capsys):
+    """`sedge train` stopped by kill: exit status 128 + SIGTERM, a message naming last.pt and how to
+    resume; the same command then continues from there."""
+    monkeypatch.setattr("sedge.data.folder.CACHE", tmp_path / "cache")
+    root = tmp_path / "folder"
+    rng = np.random.default_rng(1)
+    for label, f in (("a", 500), ("c", 3500)):
+        (root / label).mkdir(parents=True)
+        for s in range(20):
+            t = np.arange(16000) / 16000
+            sf.write(root / label / f"spk{s}_nohash_0.wav", 0.25 * np.sin(2 * np.pi * f * t) +
+                     0.02 * rng.standard_normal(16000), 16000)
+    out = tmp_path / "run"
+    cmd = ["train", "--model", "tiny", "--data", f"folder:{root}", "--epochs", "1", "--max-steps", "3",
+           "--batch-size", "4", "--out", str(out)]
+    restore = signal_during_batch(monkeypatch, 2, signal.SIGTERM)
+    assert cli_main(cmd) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert "stopped by SIGTERM at epoch 1, batch 2" in err and "last.pt" in err and "resume" in err
+    assert torch.load(out / "last.pt", weights_only=False)["partial"]["step"] == 2
+    restore()
+    assert cli_main(cmd) == 0 and (out / "summary.json").exists()
 
 
 def test_a_run_saved_before_a_config_field_existed_resumes():

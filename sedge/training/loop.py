@@ -13,7 +13,10 @@ The checkpoint of the best ``val_acc`` is ``best.pt`` (a starting model passed a
 competes as epoch 0); the **test split is evaluated once**, on it, at the end. ``last.pt`` is the commit
 point of a run: rewritten atomically at every epoch end and every ``checkpoint_minutes`` inside an epoch
 (with the position in the epoch), so an interrupted run resumes where it was and ends bit for bit as an
-uninterrupted one. Resuming checks the saved run configuration (``meta``) and refuses another, naming
+uninterrupted one. A first SIGINT (Ctrl-C) or SIGTERM (``kill``) is a request to stop: the step under
+way finishes, ``last.pt`` records the position reached and :class:`TrainingStopped` is raised, so a
+stopped run loses nothing; a second signal interrupts at once (single-process runs; under torchrun the
+default handlers stay). Resuming checks the saved run configuration (``meta``) and refuses another, naming
 the fields that differ. Under ``torchrun`` (DistributedDataParallel, gloo on CPU) each rank takes its
 shard of every epoch's permutation, so the global batch of step s is ``order[s·b·W : (s+1)·b·W]`` — the
 batch a single process with batch size b·W takes; rank 0 writes.
@@ -21,10 +24,13 @@ batch a single process with batch size b·W takes; rank 0 writes.
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -61,6 +67,43 @@ class Schedule:
     seed: int
     max_steps: int | None = None
     augment: dict | None = None                          # sedge.data.augment.Augment fields
+
+
+class TrainingStopped(KeyboardInterrupt):
+    """A run stopped on request (SIGINT/SIGTERM) after ``last.pt`` was written at ``epoch`` (0-based)
+    and ``step`` (batches done in that epoch); rerunning the same command resumes there."""
+
+    def __init__(self, last: Path, epoch: int, step: int, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name} at epoch {epoch + 1}, batch {step}: "
+                         f"{last} holds the position; rerun the same command to resume")
+        self.last, self.epoch, self.step, self.signum = last, epoch, step, signum
+
+
+@contextmanager
+def stop_requests(enabled: bool = True) -> Iterator[dict]:
+    """While active, the first SIGINT or SIGTERM only sets ``flag["signal"]`` (the caller stops at a
+    safe point); a second one raises KeyboardInterrupt at once. The previous handlers are restored on
+    exit. Disabled (plain default behaviour) when ``enabled`` is false or off the main thread."""
+    flag: dict = {"signal": None}
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def request(signum, frame) -> None:
+        if flag["signal"] is not None:
+            raise KeyboardInterrupt
+        flag["signal"] = signum
+        tqdm.write(f"{signal.Signals(signum).name}: finishing this batch and saving last.pt "
+                   "(send it again to stop at once)")
+    for s in signals:
+        signal.signal(s, request)
+    try:
+        yield flag
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def dist_info() -> tuple[int, int]:
@@ -132,60 +175,68 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: KeywordD
         save_checkpoint(last, model, meta, optimizer=optimizer.state_dict(), scheduler=sched.state_dict(),
                         rng=torch.get_rng_state(), history=history, best_val=best_val, **extra)
 
-    for epoch in range(start_epoch, sc.epochs):
-        t0 = time.time()
-        first, loss_sum, correct, seen, spent = 0, 0.0, 0.0, 0.0, 0.0
-        if partial is not None and partial["epoch"] == epoch:
-            first, loss_sum, correct, seen, spent = (partial[k] for k in ("step", "loss_sum", "correct", "seen", "seconds"))
-        partial = None
-        model.train()
-        if freeze_norm:
-            for m in model.modules():
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.eval()
-        order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(sc.seed * 1000 + epoch))
-        order = order[rank::world]                       # each rank its own shard, same length ± 1
-        bar = tqdm(range(first, steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{sc.epochs}", unit="batch",
-                   disable=not progress or rank != 0, mininterval=2, initial=first, total=steps_per_epoch)
-        saved_at = time.time()
-        for step in bar:
-            idx = order[step * sc.batch_size:(step + 1) * sc.batch_size]
-            if len(idx) == 0:
-                break
-            xb = x_train[idx]
-            if augment is not None:                      # drawn from (seed, global step): resumable
-                xb = augment(xb, torch.Generator().manual_seed(sc.seed * 7919 + epoch * steps_per_epoch + step))
-            xb, yb = xb.to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
-            logits = net(xb)
-            loss = loss_fn(logits, yb, model)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            sched.step()
-            if after_step is not None:
-                after_step(model)
-            loss_sum += float(loss.detach()) * len(idx)
-            correct += float((logits.argmax(1) == yb).sum())
-            seen += len(idx)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-            if rank == 0 and time.time() - saved_at > 60 * checkpoint_minutes and step + 1 < steps_per_epoch:
-                save_last(partial={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "correct": correct,
-                                   "seen": seen, "seconds": spent + time.time() - t0})
-                saved_at = time.time()
-        val_logits = predict(model, x_val)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-               "val_loss": float(F.cross_entropy(val_logits, y_val)), "val_acc": accuracy(val_logits, y_val),
-               "lr": sched.get_last_lr()[0], "seconds": spent + time.time() - t0}
-        history.append(row)
-        if rank == 0:
-            if row["val_acc"] > best_val:
-                best_val = row["val_acc"]
-                save_checkpoint(run_dir / "best.pt", model, meta, epoch=epoch + 1, val_acc=best_val)
-            _write_metrics(run_dir, history)
-            save_last()                                  # the commit point of an epoch
-            if progress:
-                tqdm.write(f"epoch {epoch + 1}: train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  "
-                           f"({row['seconds']:.0f} s)")
+    with stop_requests(enabled=world == 1) as stop:   # Ctrl-C / kill: stop after a whole batch
+        for epoch in range(start_epoch, sc.epochs):
+            t0 = time.time()
+            first, loss_sum, correct, seen, spent = 0, 0.0, 0.0, 0.0, 0.0
+            if partial is not None and partial["epoch"] == epoch:
+                first, loss_sum, correct, seen, spent = (partial[k] for k in ("step", "loss_sum", "correct", "seen", "seconds"))
+            partial = None
+            model.train()
+            if freeze_norm:
+                for m in model.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+            order = torch.randperm(len(x_train), generator=torch.Generator().manual_seed(sc.seed * 1000 + epoch))
+            order = order[rank::world]                       # each rank its own shard, same length ± 1
+            bar = tqdm(range(first, steps_per_epoch), desc=f"{name} epoch {epoch + 1}/{sc.epochs}", unit="batch",
+                       disable=not progress or rank != 0, mininterval=2, initial=first, total=steps_per_epoch)
+            saved_at = time.time()
+            for step in bar:
+                idx = order[step * sc.batch_size:(step + 1) * sc.batch_size]
+                if len(idx) == 0:
+                    break
+                xb = x_train[idx]
+                if augment is not None:                      # drawn from (seed, global step): resumable
+                    xb = augment(xb, torch.Generator().manual_seed(sc.seed * 7919 + epoch * steps_per_epoch + step))
+                xb, yb = xb.to(dev, non_blocking=True), y_train[idx].to(dev, non_blocking=True)
+                logits = net(xb)
+                loss = loss_fn(logits, yb, model)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                sched.step()
+                if after_step is not None:
+                    after_step(model)
+                loss_sum += float(loss.detach()) * len(idx)
+                correct += float((logits.argmax(1) == yb).sum())
+                seen += len(idx)
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+                if rank == 0 and time.time() - saved_at > 60 * checkpoint_minutes and step + 1 < steps_per_epoch:
+                    save_last(partial={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "correct": correct,
+                                       "seen": seen, "seconds": spent + time.time() - t0})
+                    saved_at = time.time()
+                if stop["signal"] is not None:               # asked to stop: commit this batch, then leave
+                    save_last(partial={"epoch": epoch, "step": step + 1, "loss_sum": loss_sum, "correct": correct,
+                                       "seen": seen, "seconds": spent + time.time() - t0})
+                    bar.close()
+                    raise TrainingStopped(last, epoch, step + 1, stop["signal"])
+            val_logits = predict(model, x_val)
+            row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                   "val_loss": float(F.cross_entropy(val_logits, y_val)), "val_acc": accuracy(val_logits, y_val),
+                   "lr": sched.get_last_lr()[0], "seconds": spent + time.time() - t0}
+            history.append(row)
+            if rank == 0:
+                if row["val_acc"] > best_val:
+                    best_val = row["val_acc"]
+                    save_checkpoint(run_dir / "best.pt", model, meta, epoch=epoch + 1, val_acc=best_val)
+                _write_metrics(run_dir, history)
+                save_last()                                  # the commit point of an epoch
+                if progress:
+                    tqdm.write(f"epoch {epoch + 1}: train acc {row['train_acc']:.3f}  val acc {row['val_acc']:.3f}  "
+                               f"({row['seconds']:.0f} s)")
+            if stop["signal"] is not None:               # asked during validation: the epoch is committed
+                raise TrainingStopped(last, epoch + 1, 0, stop["signal"])
     if world > 1:
         dist.barrier()
     best = read_checkpoint(run_dir / "best.pt")
