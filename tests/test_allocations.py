@@ -124,3 +124,7 @@ def test_allocation_check_is_a_cached_stage_that_reads_the_search_memo(trained, 
     assert key not in json.loads(memo_path(other, "alloc_truncate").read_text())
     floor = tight["val_acc_before"]
     assert all(r["within_budget"] == (r["exact"] and r["val_acc"] >= floor - 1e-9) for r in tight["rows"])
+    full = allocation_check(other, spec, saving_pct=20, budget_pp=0.0, exact=True, progress=False)
+    assert all(r["exact"] for r in full["rows"]) and (other / "prune" / "alloc_truncate_p20_b0_exact").is_dir()
+    assert [r["val_acc"] for r in full["rows"] if r["requested"] != k] == \
+        [r["val_acc"] for r in loose["rows"] if r["requested"] != k]             # the same model, clips and code

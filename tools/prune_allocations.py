@@ -6,7 +6,7 @@ validation split, no retraining; the best one within the budget is scored on tes
     .venv/bin/python tools/prune_allocations.py --model tiny --saving 15 --method data --refit-clips 128
 
 The run of record is the one ``tools/prune_long_runs.py`` prunes; the result is a cached stage in
-``RUN/prune/alloc_<method>_p<saving>_b<budget>`` with a memo that an interrupted check resumes from.
+``RUN/prune/alloc_<method>_p<saving>_b<budget>[_exact]`` with a memo that an interrupted check resumes from.
 Meant for small models (``tiny``): the number of maximal allocations grows with the product of the
 layers' orders, and the check refuses more than 5,000.
 """
@@ -33,6 +33,9 @@ def main() -> None:
                          "moments on 128 training clips (ours)")
     ap.add_argument("--refit-clips", type=int, default=0,
                     help="refit every reduced layer's C, c on this many training clips (ours; default 0: none)")
+    ap.add_argument("--exact", action="store_true",
+                    help="evaluate every allocation on every validation clip (default: a pass stops once the "
+                         "allocation cannot end within the budget, and only an upper bound is shown)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--show", type=int, default=15, help="rows to print, best validation accuracy first")
     args = ap.parse_args()
@@ -45,7 +48,7 @@ def main() -> None:
     run = record[args.model]
     print(f"{args.model}: {run['run_dir']}, saving ≥ {args.saving:g} % at {args.budget:g} pp", flush=True)
     s = allocation_check(run["run_dir"], run["meta"]["data"], saving_pct=args.saving, budget_pp=args.budget,
-                         method=args.method, refit_clips=args.refit_clips)
+                         method=args.method, refit_clips=args.refit_clips, exact=args.exact)
     floor = s["val_acc_before"] - s["budget_pp"]
     print(f"unpruned validation {s['val_acc_before']:.2f} %, floor {floor:.2f} %; {s['allocations']} maximal "
           f"allocations, {s['within_budget']} within the budget")

@@ -24,12 +24,13 @@ ALLOCATION_CODE = PRUNE_CODE + ("sedge.compress.allocations",)
 
 def allocation_check(run_dir: str | Path, data_spec: str, *, saving_pct: float, budget_pp: float = 0.5,
                      method: str = "truncate", gramian_clips: int = GRAMIAN_CLIPS, refit_clips: int = 0,
-                     progress: bool = True) -> dict:
+                     exact: bool = False, progress: bool = True) -> dict:
     """Does any allocation of orders save ``saving_pct`` % of the paper's parameter count within
     ``budget_pp`` validation points? Stage ``run_dir/prune/alloc_<method>_p<saving>_b<budget>``:
     ``summary.json`` (every maximal allocation with its states, parameters and validation accuracy,
     or an upper bound where the pass stopped early below the budget) and, if one is within the
-    budget, ``pruned.pt`` with its test accuracy."""
+    budget, ``pruned.pt`` with its test accuracy. ``exact``: every allocation is evaluated on every
+    validation clip (else a pass stops once the allocation cannot end within the budget)."""
     import torch
 
     from sedge.compress.allocations import (evaluate_allocations, layer_reductions,
@@ -47,13 +48,15 @@ def allocation_check(run_dir: str | Path, data_spec: str, *, saving_pct: float, 
     checkpoint = run_dir / "best.pt"
     label = f"data{gramian_clips}" if method == "data" else method
     label += f"_refit{refit_clips}" if refit_clips else ""
-    out = run_dir / "prune" / f"alloc_{label}_p{saving_pct:g}_b{budget_pp:g}"
+    out = run_dir / "prune" / f"alloc_{label}_p{saving_pct:g}_b{budget_pp:g}{'_exact' if exact else ''}"
     config = {"checkpoint": portable(checkpoint), "data": data_spec, "saving_pct": saving_pct,
               "budget_pp": budget_pp, "method": method}
     if method == "data":
         config["gramian_clips"] = gramian_clips
     if refit_clips:
         config["refit_clips"] = refit_clips
+    if exact:                                          # absent when False: early-stopping checks keep their keys
+        config["exact"] = True
     key = stage_key(config, inputs={"checkpoint": checkpoint}, data=data_spec, code=ALLOCATION_CODE)
     if finished(out, key, ("summary.json",)):
         return json.loads((out / "summary.json").read_text())
@@ -88,7 +91,7 @@ def allocation_check(run_dir: str | Path, data_spec: str, *, saving_pct: float, 
         full = tuple(l.P for l in model.layers)
         base = evaluate_allocations(model, xv, yv, [full], cache, method, merged, progress=False)[full]
         floor = base - budget_pp
-        accs = evaluate_allocations(model, xv, yv, allocations, cache, method, merged, floor=floor,
+        accs = evaluate_allocations(model, xv, yv, allocations, cache, method, merged, floor=None if exact else floor,
                                     progress=progress, on_result=save)
     save(merged)
     rows = []
