@@ -12,6 +12,7 @@ import torch
 
 from sedge.pipeline import book, stages
 from sedge.pipeline.baseline_experiments import BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE
+from sedge.pipeline.allocation_check import ALLOCATION_CODE
 from sedge.pipeline.experiments import PRUNE_CODE, TRAIN_CODE
 from sedge.pipeline.fingerprint import closure
 from sedge.pipeline.stages import StageMissing, begin, commit, finished, stage_key
@@ -283,7 +284,8 @@ def test_every_committed_stage_was_computed_by_the_current_code():
     commit, or keep the edit out of those modules."""
     from sedge.pipeline.fingerprint import fingerprint
     from sedge.paths import CHECKPOINTS, portable
-    current = {fingerprint(r) for r in (TRAIN_CODE, PRUNE_CODE, BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE)}
+    current = {fingerprint(r) for r in (TRAIN_CODE, PRUNE_CODE, BASELINE_CODE, COMPRESS_CODE, CONVEXITY_CODE, FILTER_CODE,
+                                        ALLOCATION_CODE)}
     records = sorted(CHECKPOINTS.glob("quick/**/stage.json"))
     assert records, "no committed stages found"
     stale = [portable(r.parent) for r in records if json.loads(r.read_text())["key"].get("code") not in current]
