@@ -163,6 +163,33 @@ def test_a_signal_stops_after_the_batch_and_loses_nothing(tmp_path, monkeypatch,
     assert resumed["val_acc"] == straight["val_acc"] and resumed["test_acc"] == straight["test_acc"]
 
 
+def test_a_signal_during_validation_stops_with_the_epoch_committed(tmp_path, monkeypatch):
+    """Kill while epoch 1 is validated: the epoch is finished and committed (metrics, best.pt, last.pt
+    without a partial position), TrainingStopped names epoch 2, batch 0, and resuming ends as a straight run."""
+    import sedge.training.loop as L
+    from sedge.training.loop import TrainingStopped
+    data = toy_data()
+    cfg = TrainConfig(epochs=2, batch_size=8, warmup_steps=2, lr=0.01)
+    straight = train(MICRO, data, cfg, tmp_path / "straight", progress=False)
+    real, calls = L.predict, {"n": 0}
+
+    def predict_then_kill(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:                             # the first validation pass, at the end of epoch 1
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(L, "predict", predict_then_kill)
+    with pytest.raises(TrainingStopped) as stopped:
+        train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    assert (stopped.value.epoch, stopped.value.step, stopped.value.signum) == (1, 0, signal.SIGTERM)
+    blob = torch.load(tmp_path / "run" / "last.pt", weights_only=False)
+    assert len(blob["history"]) == 1 and blob.get("partial") is None
+    assert (tmp_path / "run" / "best.pt").exists()
+    monkeypatch.setattr(L, "predict", real)
+    resumed = train(MICRO, data, cfg, tmp_path / "run", progress=False)
+    assert resumed["val_acc"] == straight["val_acc"] and resumed["test_acc"] == straight["test_acc"]
+
+
 def test_a_second_signal_stops_at_once(tmp_path, monkeypatch):
     """Two signals: no waiting for the batch, so last.pt keeps the last epoch end."""
     from sedge.training.loop import TrainingStopped
