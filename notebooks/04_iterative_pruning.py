@@ -348,7 +348,7 @@ for tag, spec in available.items():
                 best = c.get("best")
                 top = max(c["rows"], key=lambda r: r["val_acc"])
                 alloc_rows.append({"data": tag, "model": m, "saving ≥ %": saving, "reduction": name,
-                                   "allocations": c["allocations"], "within 0.5 pp": c["within_budget"],
+                                   "allocations": c["allocations"], "within the budget": c["within_budget"],
                                    "best val %": top["val_acc"], "its states": top["states"],
                                    "its Δparams %": -top["saving_pct"], "val % unpruned": c["val_acc_before"],
                                    "test % before → after": (f"{best['test_acc_before']:.1f} → {best['test_acc_after']:.1f}"
