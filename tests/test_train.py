@@ -165,7 +165,7 @@ def test_a_signal_stops_after_the_batch_and_loses_nothing(tmp_path, monkeypatch,
 
 def test_a_signal_during_validation_stops_with_the_epoch_committed(tmp_path, monkeypatch):
     """Kill while epoch 1 is validated: the epoch is finished and committed (metrics, best.pt, last.pt
-    without a partial position), TrainingStopped names epoch 2, batch 0, and resuming ends as a straight run."""
+    without a partial position), TrainingStopped names epoch 2 (0-based 1), batch 0, and resuming ends as a straight run."""
     import sedge.training.loop as L
     from sedge.training.loop import TrainingStopped
     data = toy_data()
